@@ -1,0 +1,1 @@
+"""The ovirt-websocket-proxy daemon."""
