@@ -30,6 +30,14 @@ class BuildWithResources(build_py):
                 )
 
 
+EXTRAS = {
+    "deploy": ["ansible-core>=2.16", "ansible-runner>=2.4"],
+    "pg": ["psycopg[binary]>=3.1"],
+    "test": ["pytest>=8", "ruff"],
+}
+EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})  # what CI installs
+
+
 setup(
     name="ovirt-engine-wsp",
     version="0.1.0",
@@ -42,11 +50,7 @@ setup(
         "cryptography>=41",
         "jinja2>=3.1",
     ],
-    extras_require={
-        "deploy": ["ansible-core>=2.16", "ansible-runner>=2.4"],
-        "pg": ["psycopg[binary]>=3.1"],
-        "test": ["pytest>=8", "ruff"],
-    },
+    extras_require=EXTRAS,
     cmdclass={"build_py": BuildWithResources},
     entry_points={
         "console_scripts": [
