@@ -69,3 +69,35 @@ def test_failure_at_rename_leaves_everything_as_it_was(tmp_path, monkeypatch):
     assert first.read_text() == "1"
     assert not second.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one"]
+
+
+def test_sigterm_during_a_run_undoes_its_files(tmp_path):
+    import signal
+
+    from ovsetup.core.context import Context
+    from ovsetup.core.events import event
+    from ovsetup.core.plugin import Plugin
+    from ovsetup.core.stages import Stage
+    from ovsetup.paths import Root
+
+    existing = tmp_path / "kept.conf"
+    existing.write_text("original\n")
+
+    class Writer(Plugin):
+        @event(Stage.MISC)
+        def write(self):
+            self.transaction.append(FileWrite(existing, "changed\n"))
+            self.transaction.append(FileWrite(tmp_path / "new" / "file", "x"))
+
+    class Killer(Plugin):
+        @event(Stage.CLOSEUP)
+        def terminate(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    ctx = Context(root=Root(tmp_path), action="test")
+    ctx.add_plugin(Writer)
+    ctx.add_plugin(Killer)
+    assert ctx.run() == 1
+    assert "SIGTERM" in str(ctx.error) and ctx.restored
+    assert existing.read_text() == "original\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.conf"]
