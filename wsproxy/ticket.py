@@ -112,7 +112,7 @@ def parse_data(data: str) -> Target:
     if doc.get("path") is not None or doc.get("token") is not None:
         raise TicketError("unsupported", "KubeVirt targets (path/token) are not supported")
     host, port, ssl_target = doc.get("host"), doc.get("port"), doc.get("ssl_target")
-    if not isinstance(host, str) or not _valid_host(host):
+    if not isinstance(host, str) or not valid_host(host):
         raise TicketError("malformed", "data.host is not a host name or address")
     if isinstance(port, str) and re.fullmatch(r"[0-9]{1,5}", port):
         port = int(port)
@@ -123,7 +123,7 @@ def parse_data(data: str) -> Target:
     return Target(host, port, ssl_target)
 
 
-def _valid_host(host: str) -> bool:
+def valid_host(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
         return True
