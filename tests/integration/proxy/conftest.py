@@ -154,6 +154,12 @@ class Canary:
         self.sock.close()
 
 
+@pytest.fixture(scope="session")
+def foreign():
+    """A key and certificate that the engine never issued."""
+    return issue(make_ca("other-ca"), "impostor")
+
+
 @pytest.fixture
 def canary() -> Iterator[Canary]:
     target = Canary()
