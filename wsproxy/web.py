@@ -61,7 +61,8 @@ def console_page(parent_origins: tuple[str, ...]) -> bytes:
 
 
 def _file(base: Path, relative: str) -> bytes:
-    if not _SAFE_PATH.fullmatch(relative) or ".." in relative or "//" in relative or relative.startswith("/"):
+    if (not _SAFE_PATH.fullmatch(relative) or ".." in relative or "//" in relative
+            or relative.startswith("/") or relative.endswith("/")):
         return response(404)
     path = (base / relative).resolve()
     if not path.is_relative_to(base.resolve()) or not path.is_file() or path.suffix not in TYPES:
