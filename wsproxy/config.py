@@ -177,15 +177,16 @@ def _origins(raw: dict[str, str], key: str) -> tuple[str, ...]:
 
 
 def _novnc(raw: dict[str, str], root: Root) -> Path | None:
-    configured = _file(raw, "NOVNC_DIR", root)
-    if configured is not None:
-        if not (configured / "core" / "rfb.js").is_file():
-            raise ConfigError("NOVNC_DIR", f"{configured} has no core/rfb.js")
-        return configured
-    for candidate in NOVNC_CANDIDATES:
-        path = root.path(candidate)
-        if (path / "core" / "rfb.js").is_file():
-            return path
+    """noVNC is installed software, not configuration: look below --root first, then on this system."""
+    text = raw.get("NOVNC_DIR", "").strip()
+    candidates = [text] if text else list(NOVNC_CANDIDATES)
+    for candidate in candidates:
+        for path in dict.fromkeys((root.path(candidate) if candidate.startswith("/") else Path(candidate),
+                                   Path(candidate))):
+            if (path / "core" / "rfb.js").is_file():
+                return path
+    if text:
+        raise ConfigError("NOVNC_DIR", f"{text} has no core/rfb.js")
     return None
 
 

@@ -18,6 +18,7 @@ from wsproxy.server import Proxy, bind
 
 log = logging.getLogger("wsproxy")
 PROG = "ovirt-websocket-proxy"
+HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,6 +101,7 @@ async def serve(proxy: Proxy, notify: bool) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload)
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # deliver what arrived during start-up
     proxy.start()
     if notify:
         sd_notify(f"READY=1\nMAINPID={os.getpid()}")
@@ -111,6 +113,9 @@ async def serve(proxy: Proxy, notify: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The port is bound before the loop handles signals: hold them until it does, so an early
+    # SIGTERM still closes cleanly (and removes the pidfile).
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     setup_logging(args.debug, False)
     root = Root(args.root)
     try:
