@@ -30,6 +30,15 @@ class BuildWithResources(build_py):
                 )
 
 
+EXTRAS = {
+    "deploy": ["ansible-core>=2.16", "ansible-runner>=2.4"],
+    "pg": ["psycopg[binary]>=3.1"],
+    "test": ["pytest>=8", "ruff"],
+    "proxy-test": ["playwright>=1.40", "websockify>=0.11", "numpy"],
+}
+EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})  # what CI installs
+
+
 setup(
     name="ovirt-engine-wsp",
     version="0.1.0",
@@ -44,12 +53,7 @@ setup(
         "websockets>=13",
         "uvloop>=0.19",
     ],
-    extras_require={
-        "deploy": ["ansible-core>=2.16", "ansible-runner>=2.4"],
-        "pg": ["psycopg[binary]>=3.1"],
-        "test": ["pytest>=8", "ruff"],
-        "proxy-test": ["playwright>=1.40", "websockify>=0.11", "numpy"],
-    },
+    extras_require=EXTRAS,
     cmdclass={"build_py": BuildWithResources},
     entry_points={
         "console_scripts": [

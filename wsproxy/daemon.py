@@ -73,7 +73,14 @@ def daemonize(pidfile: Path | None) -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     if pidfile is not None:
-        pidfile.write_text(f"{os.getpid()}\n")
+        write_pidfile(pidfile)
+
+
+def write_pidfile(pidfile: Path) -> None:
+    """Atomically, so a reader never sees it empty."""
+    partial = pidfile.with_name(f".{pidfile.name}.{os.getpid()}")
+    partial.write_text(f"{os.getpid()}\n")
+    os.replace(partial, pidfile)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -133,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         daemonize(args.pidfile)
         setup_logging(args.debug, True)
     elif args.pidfile is not None:
-        args.pidfile.write_text(f"{os.getpid()}\n")
+        write_pidfile(args.pidfile)
     loop = new_event_loop()
     try:
         loop.run_until_complete(serve(proxy, args.systemd == "notify"))

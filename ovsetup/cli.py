@@ -1,0 +1,106 @@
+"""`engine-setup`: the command line, turned into an environment, then the plugin run."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import secrets
+import string
+import sys
+from pathlib import Path
+
+from . import paths
+from .core.config import ConfigValues, expand, read_config_files
+from .core.context import Context
+from .core.environment import parse_statements
+from .core.errors import SetupError, UsageError
+from .core.log import close_handlers, setup_console
+from .paths import Root, resource_dir
+
+SETUP_GROUPS = ["ovirt-engine-common", "ovirt-engine-setup"]
+ANSWER_FILE_KEY = "OVESETUP_CORE/answerFile"
+
+DESCRIPTION = """\
+Configure this machine's noVNC console WebSocket proxy: the engine PKI, the proxy's certificate and
+config, its service and firewall files, and the engine option WebSocketProxy.
+
+Every question can be answered ahead: with --otopi-environment="KEY=type:value ..." (types bool, int,
+str, none, multi-str), or with an answer file (--config-append) such as the one each run writes to
+/var/lib/ovirt-engine/setup/answers/.
+"""
+
+EPILOG = """\
+examples:
+  engine-setup --root /tmp/demo --accept-defaults \\
+      --otopi-environment="OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:engine.example.test"
+  engine-setup --config-append=/var/lib/ovirt-engine/setup/answers/20261128120000-setup.conf
+
+debugging: OTOPI_FORCE_FAIL_STAGE=STAGE_MISC makes that stage fail, to check that a failed run
+leaves every file as it was.
+"""
+
+
+def parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
+                   help="read and write every file below DIR instead of / (default /)")
+    p.add_argument("--accept-defaults", action="store_true",
+                   help="take the default answer of every question that has one")
+    p.add_argument("--config-append", action="append", type=Path, default=[], metavar="FILE",
+                   help="read answers from FILE (an otopi INI answer file); repeatable, later wins")
+    p.add_argument("--otopi-environment", action="append", default=[], metavar="'KEY=type:value ...'",
+                   help="set environment keys; applied after the answer files' default section")
+    p.add_argument("--generate-answer", type=Path, metavar="FILE",
+                   help="also write this run's answers to FILE (mode 0600)")
+    p.add_argument("--log", type=Path, metavar="FILE", help="write the debug log to FILE")
+    return p
+
+
+def _log_file(root: Root, action: str) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
+    suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(6))
+    return root.path(paths.LOG_DIR) / f"ovirt-engine-{action}-{stamp}-{suffix}.log"
+
+
+def prepare(args: argparse.Namespace, action: str, groups: list[str]) -> Context:
+    """Everything that can be checked before the run starts: no file is written before this returns."""
+    root = Root(args.root)
+    statements = [pair for text in args.otopi_environment for pair in parse_statements(text)]
+    for path in args.config_append:
+        if not path.is_file():
+            raise UsageError(f"--config-append: {path} does not exist")
+    config_files = expand(root.path(paths.SETUP_CONFIG)) + [p for a in args.config_append for p in expand(a)]
+    config: ConfigValues = read_config_files(config_files)
+    context = Context(root=root, action=action, config=config, accept_defaults=args.accept_defaults)
+    context.load_plugins(resource_dir("plugins"), groups)
+    given = dict(statements)
+    for section in config.sections.values():
+        given.update(section)
+    problems = [problem for name, value in given.items() if name in context.keys
+                for problem in [context.keys[name].check(value)] if problem]
+    if problems:
+        raise UsageError("; ".join(problems))
+    for key, value in statements:
+        context.env.supply(key, value)
+    if args.generate_answer:
+        context.env.supply(ANSWER_FILE_KEY, str(args.generate_answer))
+    context.log_file = args.log or _log_file(root, action)
+    return context
+
+
+def run(argv: list[str] | None, action: str, groups: list[str]) -> int:
+    args = parser(f"engine-{action}").parse_args(argv)
+    try:
+        context = prepare(args, action, groups)
+    except SetupError as exc:
+        print(f"[ ERROR ] {exc}", file=sys.stderr)
+        return exc.exit_code
+    handler = setup_console(sys.stdout)
+    try:
+        return context.run()
+    finally:
+        close_handlers([handler])
+
+
+def setup_main(argv: list[str] | None = None) -> int:
+    return run(argv, "setup", SETUP_GROUPS)

@@ -1,0 +1,191 @@
+"""The context: loads plugin groups, owns the environment, builds and runs the event sequence."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any, TextIO
+
+from ..paths import Root
+from .config import ConfigValues
+from .dialog import Dialog
+from .environment import Environment, EnvKey
+from .errors import Aborted, Interrupted, PluginError, SetupError
+from .plugin import Plugin
+from .sequence import Event, build, collect
+from .stages import Stage
+from .transaction import Transaction
+
+log = logging.getLogger(__name__)
+KEY_NAME = re.compile(r"^[A-Z][A-Z0-9_]*/[a-z][A-Za-z0-9]*$")
+SECRET_WORDS = re.compile(r"password|secret|passphrase", re.I)
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class Context:
+    def __init__(self, *, root: Root, action: str, config: ConfigValues | None = None,
+                 stdin: TextIO | None = None, stdout: TextIO | None = None,
+                 accept_defaults: bool = False) -> None:
+        self.root = root
+        self.action = action
+        self.config = config or ConfigValues()
+        self.stdout = stdout or sys.stdout
+        self.env = Environment()
+        self.keys: dict[str, EnvKey] = {}
+        self.plugins: list[Plugin] = []
+        self.dialog = Dialog(self.env, stdin=stdin, stdout=self.stdout, accept_defaults=accept_defaults)
+        self.transaction = Transaction()
+        self.error: SetupError | None = None
+        self.restored = True  # False when undoing a failed run left something behind
+        self.log_file: Path | None = None
+        from .builtin import CorePlugin
+
+        self.add_plugin(CorePlugin)
+
+    @property
+    def owns_system(self) -> bool:
+        """Setup runs as root on the real system: it may create users and manage services."""
+        return self.root.is_system and os.geteuid() == 0
+
+    # -- plugins ---------------------------------------------------------------------------------
+    def add_plugin(self, plugin_class: type[Plugin]) -> Plugin:
+        plugin = plugin_class(self)
+        for key in plugin_class.KEYS:
+            if not KEY_NAME.match(key.name):
+                raise PluginError(f"{plugin_class.__qualname__}: key {key.name!r} is not NAMESPACE/camelCase")
+            if key.name in self.keys:
+                raise PluginError(f"{plugin_class.__qualname__}: key {key.name} is declared twice")
+            self.keys[key.name] = key
+        self.plugins.append(plugin)
+        return plugin
+
+    def load_plugins(self, plugin_dir: Path, groups: list[str]) -> None:
+        """Load every package (a folder with `__init__.py`) below each group folder, in name order."""
+        for group in groups:
+            group_dir = plugin_dir / group
+            if not group_dir.is_dir():
+                raise PluginError(f"plugin group {group} is missing in {plugin_dir}")
+            for package in _packages(group_dir):
+                module = _load_package(package, f"ovsetup.plugins.{_ident(group)}."
+                                       + ".".join(_ident(p) for p in package.relative_to(group_dir).parts))
+                classes = getattr(module, "PLUGINS", None)
+                if not classes:
+                    raise PluginError(f"plugin package {package} defines no PLUGINS")
+                for plugin_class in classes:
+                    self.add_plugin(plugin_class)
+
+    def sequence(self) -> dict[Stage, list[Event]]:
+        from .builtin import force_fail_event
+
+        events = [ev for plugin in self.plugins for ev in collect(plugin)]
+        forced = force_fail_event()
+        return build(events + [forced] if forced else events)
+
+    # -- environment helpers ---------------------------------------------------------------------
+    def secrets(self) -> Iterator[str]:
+        """Current values that must never reach the log."""
+        for name, value in self.env.items():
+            declared = self.keys.get(name)
+            secret = declared.secret if declared else bool(SECRET_WORDS.search(name))
+            if secret and isinstance(value, str):
+                yield value
+        yield from self.dialog.secrets
+
+    def check_keys(self, names: list[str] | None = None) -> list[str]:
+        """Every problem with declared keys' current values, all at once."""
+        problems = []
+        for name in names if names is not None else sorted(self.keys):
+            if name in self.env and name in self.keys:
+                problem = self.keys[name].check(self.env[name])
+                if problem:
+                    problems.append(problem)
+        return problems
+
+    def log_environment(self, changes: list[tuple[str, Any]]) -> None:
+        for key, value in changes:
+            shown = "***" if self.keys.get(key, None) and self.keys[key].secret else value
+            log.debug("ENV %s=%s:%r", key, type(value).__name__, shown)
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self) -> int:
+        sequence = self.sequence()
+        previous = {sig: signal.signal(sig, _raise_interrupted) for sig in HANDLED_SIGNALS}
+        try:
+            for stage, events in sequence.items():
+                self._run_stage(stage, events)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.error.exit_code if self.error else 0
+
+    def _run_stage(self, stage: Stage, events: list[Event]) -> None:
+        info = stage.info
+        if info.if_success and self.error:
+            return
+        # as in otopi, the console never shows BOOT: it runs before the dialog is up
+        log.log(logging.DEBUG if stage == Stage.BOOT else logging.INFO, "Stage: %s", info.description)
+        log.debug("STAGE %s", info.id)
+        for ev in events:
+            if info.if_success and self.error:
+                return
+            if ev.spec.condition is not None and not ev.spec.condition(ev.owner):
+                log.debug("%s condition False", ev.qualname)
+                continue
+            log.debug("Stage %s METHOD %s", info.id, ev.label)
+            before = self.env.snapshot()
+            try:
+                ev.method()
+            except Exception as exc:  # every failure goes through the one error path
+                self._fail(stage, exc)
+            self.log_environment(list(self.env.changes(before)))
+
+    def _fail(self, stage: Stage, exc: Exception) -> None:
+        log.debug("exception in %s", stage.info.description, exc_info=True)
+        error = exc if isinstance(exc, SetupError) else SetupError(str(exc) or type(exc).__name__)
+        if isinstance(exc, Aborted):
+            log.warning("Aborted: %s", error)
+        else:
+            log.error("Failed to execute stage '%s': %s", stage.info.description, error)
+        if self.error is None:
+            self.error = error
+        if not self.transaction.abort():
+            self.restored = False
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
+
+
+def _ident(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _packages(group_dir: Path) -> Iterator[Path]:
+    for child in sorted(group_dir.iterdir()):
+        if not child.is_dir() or child.name.startswith(("_", ".")):
+            continue
+        if (child / "__init__.py").is_file():
+            yield child
+        else:
+            yield from _packages(child)
+
+
+def _load_package(package: Path, name: str) -> ModuleType:
+    parent = name.rpartition(".")[0]
+    while parent and parent not in sys.modules:  # synthetic parents, so relative imports work
+        sys.modules[parent] = ModuleType(parent)
+        parent = parent.rpartition(".")[0]
+    spec = importlib.util.spec_from_file_location(name, package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])
+    if spec is None or spec.loader is None:
+        raise PluginError(f"cannot load plugin package {package}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

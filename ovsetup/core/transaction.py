@@ -1,0 +1,170 @@
+"""Two-phase changes: prepare everything that can fail, then commit; undo in reverse on any failure.
+
+`FileWrite` registers before it writes: it remembers the original bytes and mode (or that there was
+no file), writes a temporary file next to the target with fsync, and renames it in commit. Until the
+run is over, even a committed write can be undone, so a failure anywhere leaves files as they were.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pwd
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Element(Protocol):
+    def prepare(self) -> None: ...
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class Transaction:
+    """Elements appended after `prepare()` are prepared at once (plugins append in MISC)."""
+
+    def __init__(self) -> None:
+        self.elements: list[Element] = []
+        self.prepared = False
+        self.committed = False
+
+    def append(self, element: Element) -> None:
+        self.elements.append(element)
+        if self.prepared:
+            element.prepare()
+
+    def prepare(self) -> None:
+        self.prepared = True
+        for element in list(self.elements):
+            element.prepare()
+
+    def commit(self) -> None:
+        for element in self.elements:
+            element.commit()
+        self.committed = True
+
+    def abort(self) -> bool:
+        """Undo every element, newest first; also after commit, until the run ends.
+
+        Returns whether everything was undone."""
+        restored = True
+        for element in reversed(self.elements):
+            try:
+                element.abort()
+            except Exception:  # keep undoing the others; the log says what stayed behind
+                log.exception("could not undo %s", element)
+                restored = False
+        self.elements.clear()
+        return restored
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, content: bytes, mode: int, owner: str | None = None) -> None:
+    """Write through a temporary file in the same directory, fsync, then rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            if owner is not None:
+                user = pwd.getpwnam(owner)
+                os.fchown(stream.fileno(), user.pw_uid, user.pw_gid)
+            os.fchmod(stream.fileno(), mode)
+            stream.write(content)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def make_parents(path: Path, mode: int = 0o755) -> list[Path]:
+    """Create the missing parent directories of `path`; return them, outermost first."""
+    missing = [parent for parent in path.parents if not parent.exists()]
+    created = []
+    for directory in reversed(missing):
+        directory.mkdir(mode=mode)
+        os.chmod(directory, mode)
+        created.append(directory)
+    return created
+
+
+def remove_dirs(created: list[Path]) -> None:
+    """Undo `make_parents`: remove those directories that are empty again, innermost first."""
+    for directory in reversed(created):
+        try:
+            directory.rmdir()
+        except OSError:
+            log.debug("left directory %s (not empty)", directory)
+
+
+@dataclass
+class Original:
+    content: bytes | None  # None: there was no file
+    mode: int = 0
+
+
+class FileWrite:
+    """Write one file atomically with an explicit mode; no write at all when nothing changes."""
+
+    def __init__(self, path: Path, content: bytes | str, *, mode: int = 0o644, dir_mode: int = 0o755,
+                 group: str = "core", target: str | None = None, owner: str | None = None) -> None:
+        self.path = path
+        self.content = content.encode() if isinstance(content, str) else content
+        self.mode = mode
+        self.dir_mode = dir_mode
+        self.owner = owner
+        self.group = group
+        self.target = target or str(path)  # the target-system path, for manifests
+        self.original: Original | None = None
+        self.created_dirs: list[Path] = []
+        self.changed = False
+        self.committed = False
+
+    def __str__(self) -> str:
+        return f"file {self.target}"
+
+    def prepare(self) -> None:
+        if self.path.is_file():
+            current = self.path.read_bytes()
+            mode = self.path.stat().st_mode & 0o7777
+            self.original = Original(current, mode)
+            self.changed = current != self.content or mode != self.mode
+        else:
+            self.original = Original(None)
+            self.changed = True
+            self.created_dirs = make_parents(self.path, self.dir_mode)
+        if self.changed and not os.access(self.path.parent, os.W_OK):
+            raise PermissionError(f"cannot write {self.path.parent}")
+
+    def commit(self) -> None:
+        if self.changed:
+            atomic_write(self.path, self.content, self.mode, self.owner)
+            log.debug("wrote %s (%o)", self.target, self.mode)
+        self.committed = True
+
+    def abort(self) -> None:
+        if self.committed and self.changed and self.original is not None:
+            if self.original.content is None:
+                self.path.unlink(missing_ok=True)
+            else:
+                atomic_write(self.path, self.original.content, self.original.mode)
+            log.debug("restored %s", self.target)
+        remove_dirs(self.created_dirs)
+        self.created_dirs = []
+        self.committed = False

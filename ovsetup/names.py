@@ -1,0 +1,16 @@
+"""Names of events that plugins of several groups order themselves against."""
+SUMMARY_START = "osetup.dialog.titles.summary.start"
+SUMMARY_END = "osetup.dialog.titles.summary.end"
+PREVIEW = "osetup.dialog.preview"
+ANSWER_FILE = "osetup.core.answerfile"
+WSP_CUSTOMIZATION = "setup.config.websocket-proxy.customization"
+WSP_DEPLOY_CUSTOMIZATION = "setup.config.websocket-proxy.deploy.customization"
+FQDN_CUSTOMIZATION = "osetup.network.fqdn.customization"
+PKI_AVAILABLE = "osetup.pki.ca.available"
+
+# Environment keys shared by several plugins; each is declared in exactly one plugin's KEYS.
+PKI_REQUIRED = "OVESETUP_PKI/required"
+FQDN = "OVESETUP_CONFIG/fqdn"
+ENGINE_FQDN = "OVESETUP_ENGINE_CONFIG/fqdn"
+WSP_CONFIG = "OVESETUP_CONFIG/websocketProxyConfig"
+WSP_PORT = "OVESETUP_CONFIG/websocketProxyPort"

@@ -1,0 +1,163 @@
+"""Engine options (`vdc_options`): validation as the engine does it, and the option store.
+
+The embedded default store is one SQLite file shaped like the engine's table. Writes are
+transaction elements, so a failed setup run leaves the old value (and no new database file).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+from pathlib import Path
+from typing import Protocol
+
+from . import paths
+from .core.transaction import make_parents, remove_dirs
+from .paths import Root
+
+log = logging.getLogger(__name__)
+VERSION = "general"
+WEBSOCKET_PROXY = "WebSocketProxy"
+DEFAULTS = {WEBSOCKET_PROXY: "Off", "WebSocketProxyTicketValiditySeconds": "120"}
+_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d+)$")
+
+
+class OptionError(Exception):
+    """An option value or key the engine would refuse; the message says why."""
+
+
+def validate_websocket_proxy(value: str) -> None:
+    """`Off`, `Engine:<port>`, `Host:<port>`, `<host>:<port>` or `[v6]:<port>`, port 1..65535."""
+    if value == "Off":
+        return
+    match = _HOST.match(value)
+    if not match:
+        raise OptionError(f"WebSocketProxy: {value!r} is not Off, Engine:<port>, Host:<port> or <host>:<port>")
+    port = int(match.group(1))
+    if not 0 < port < 65536:
+        raise OptionError(f"WebSocketProxy: port {port} is out of range 1..65535")
+
+
+def validate_integer(name: str, value: str) -> None:
+    if not value.isdigit():
+        raise OptionError(f"{name}: {value!r} is not a positive integer")
+
+
+VALIDATORS = {
+    WEBSOCKET_PROXY: validate_websocket_proxy,
+    "WebSocketProxyTicketValiditySeconds": lambda v: validate_integer("WebSocketProxyTicketValiditySeconds", v),
+}
+
+
+def validate(name: str, value: str) -> None:
+    if name not in VALIDATORS:
+        raise OptionError(f"unknown option {name} (known: {', '.join(sorted(VALIDATORS))})")
+    VALIDATORS[name](value)
+
+
+class OptionWrite(Protocol):
+    """A transaction element that sets one option."""
+
+    def prepare(self) -> None: ...
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class OptionStore(Protocol):
+    def get(self, name: str) -> str: ...
+    def update(self, name: str, value: str) -> OptionWrite: ...
+    def describe(self) -> str: ...
+
+
+SCHEMA = """
+create table if not exists vdc_options (
+    option_id integer primary key autoincrement,
+    option_name varchar(100) not null,
+    option_value varchar(4000) not null,
+    version varchar(40) not null default 'general',
+    unique (option_name, version)
+)
+"""
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def describe(self) -> str:
+        return f"SQLite {self.path}"
+
+    def get(self, name: str) -> str:
+        if name not in VALIDATORS:
+            raise OptionError(f"unknown option {name} (known: {', '.join(sorted(VALIDATORS))})")
+        if not self.path.exists():
+            return DEFAULTS[name]
+        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as conn:
+            row = conn.execute("select option_value from vdc_options where option_name=? and version=?",
+                               (name, VERSION)).fetchone()
+        return row[0] if row else DEFAULTS[name]
+
+    def update(self, name: str, value: str) -> SQLiteOptionWrite:
+        validate(name, value)
+        return SQLiteOptionWrite(self, name, value)
+
+
+class SQLiteOptionWrite:
+    """Holds the database transaction open from prepare to commit; undoes even after commit."""
+
+    def __init__(self, store: SQLiteStore, name: str, value: str) -> None:
+        self.store, self.name, self.value = store, name, value
+        self.old: str | None = None
+        self.conn: sqlite3.Connection | None = None
+        self.created_dirs: list[Path] = []
+        self.created_file = False
+        self.committed = False
+
+    def __str__(self) -> str:
+        return f"option {self.name} in {self.store.describe()}"
+
+    def prepare(self) -> None:
+        self.old = self.store.get(self.name)
+        if self.old == self.value and self.store.path.exists():
+            return
+        self.created_file = not self.store.path.exists()
+        self.created_dirs = make_parents(self.store.path)
+        self.conn = sqlite3.connect(self.store.path, isolation_level=None)
+        if self.created_file:
+            self.store.path.chmod(0o600)
+        self.conn.execute("begin immediate")
+        self._write(self.conn, self.value)
+
+    def _write(self, conn: sqlite3.Connection, value: str) -> None:
+        conn.execute(SCHEMA)
+        for name, default in DEFAULTS.items():
+            conn.execute("insert or ignore into vdc_options (option_name, option_value, version) "
+                         "values (?, ?, ?)", (name, default, VERSION))
+        conn.execute("update vdc_options set option_value=? where option_name=? and version=?",
+                     (value, self.name, VERSION))
+
+    def commit(self) -> None:
+        if self.conn is not None:
+            self.conn.execute("commit")
+            self.conn.close()
+            self.conn = None
+            self.committed = True
+            log.debug("%s set to %r (was %r)", self, self.value, self.old)
+
+    def abort(self) -> None:
+        if self.conn is not None:
+            self.conn.execute("rollback")
+            self.conn.close()
+            self.conn = None
+        elif self.committed and not self.created_file and self.old is not None:
+            with sqlite3.connect(self.store.path) as conn:
+                self._write(conn, self.old)
+        if self.created_file:
+            self.store.path.unlink(missing_ok=True)
+            remove_dirs(self.created_dirs)
+        self.committed = False
+
+
+def open_store(root: Root) -> OptionStore:
+    """The engine's option store below `root`."""
+    return SQLiteStore(root.path(paths.OPTIONS_DB))

@@ -1,0 +1,223 @@
+"""The engine PKI with the `cryptography` library: CA, engine signing identity, proxy certificates.
+
+Profiles follow oVirt: RSA 2048, SHA-256, notBefore one day back, proxy certificates for 398 days with
+SAN DNS:<fqdn>, key usage digitalSignature+keyEncipherment, EKU serverAuth+clientAuth (both critical).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+KEY_SIZE = 2048
+CA_DAYS = 3650
+CERT_DAYS = 398
+RENEW_WITHIN_DAYS = 60
+
+
+class PKIError(Exception):
+    """A certificate or key cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Authority:
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey
+
+    @property
+    def country(self) -> str:
+        return _attribute(self.cert.subject, NameOID.COUNTRY_NAME, "US")
+
+    @property
+    def organization(self) -> str:
+        return _attribute(self.cert.subject, NameOID.ORGANIZATION_NAME, "Test")
+
+
+def _attribute(name: x509.Name, oid: x509.ObjectIdentifier, fallback: str) -> str:
+    values = name.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else fallback
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def generate_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
+
+
+def key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def subject(country: str, organization: str, common_name: str) -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, country),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ])
+
+
+def create_authority(country: str, organization: str, fqdn: str) -> Authority:
+    """A new self-signed CA, named like oVirt's (`CN=<fqdn>.<random>`)."""
+    key = generate_key()
+    name = subject(country, organization, f"{fqdn[:50]}.{x509.random_serial_number() % 100000:05d}")
+    start = _now() - dt.timedelta(days=1)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start).not_valid_after(start + dt.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                     key_cert_sign=True, crl_sign=True, encipher_only=False,
+                                     decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Authority(cert, key)
+
+
+def _san(fqdn: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(fqdn))
+    except ValueError:
+        return x509.DNSName(fqdn)
+
+
+def issue(ca: Authority, public_key: rsa.RSAPublicKey, fqdn: str, days: int = CERT_DAYS) -> x509.Certificate:
+    """A server/client certificate for `fqdn`, signed by `ca`."""
+    start = _now() - dt.timedelta(days=1)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject(ca.country, ca.organization, fqdn)).issuer_name(ca.cert.subject)
+        .public_key(public_key).serial_number(x509.random_serial_number())
+        .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                     key_encipherment=True, data_encipherment=False, key_agreement=False,
+                                     key_cert_sign=False, crl_sign=False, encipher_only=False,
+                                     decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                              ExtendedKeyUsageOID.CLIENT_AUTH]), critical=True)
+        .add_extension(x509.SubjectAlternativeName([_san(fqdn)]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+                       critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+
+
+def engine_store(key: rsa.RSAPrivateKey, cert: x509.Certificate, ca: x509.Certificate, password: str) -> bytes:
+    """The engine's PKCS#12 (`keys/engine.p12`), protected by the store password."""
+    return pkcs12.serialize_key_and_certificates(
+        b"1", key, cert, [ca], serialization.BestAvailableEncryption(password.encode()))
+
+
+def load_engine_store(data: bytes, password: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    try:
+        key, cert, _ = pkcs12.load_key_and_certificates(data, password.encode())
+    except ValueError:
+        raise PKIError("engine.p12: wrong store password or damaged file") from None
+    if not isinstance(key, rsa.RSAPrivateKey) or cert is None:
+        raise PKIError("engine.p12: holds no RSA key and certificate")
+    return key, cert
+
+
+def load_authority(cert_path: Path, key_path: Path) -> Authority:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = _load_own_key(key_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise PKIError(f"cannot use the CA {cert_path} / {key_path}: {exc}") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise PKIError(f"{key_path}: the CA key is not an RSA key")
+    return Authority(cert, key)
+
+
+def _load_own_key(data: bytes):  # type: ignore[no-untyped-def]
+    """Load a key that setup itself wrote to a 0600 file. The RSA consistency check guards against
+    crafted keys and costs ~70 ms a key; for our own files it only slows every re-run."""
+    return serialization.load_pem_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
+
+
+def make_csr(key: rsa.RSAPrivateKey, fqdn: str) -> bytes:
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)]))
+        .add_extension(x509.SubjectAlternativeName([_san(fqdn)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+@contextmanager
+def _ca_lock(ca_cert: Path) -> Iterator[None]:
+    with ca_cert.open("rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def sign_csr(ca_cert: Path, ca_key: Path, csr_pem: bytes, fqdn: str, days: int = CERT_DAYS) -> bytes:
+    """Sign a proxy's CSR made on its own host; the name comes from `fqdn`, not from the request."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError:
+        raise PKIError(f"the certificate request for {fqdn} is not a PEM CSR") from None
+    if not csr.is_signature_valid:
+        raise PKIError(f"the certificate request for {fqdn} has a bad signature")
+    public_key = csr.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < KEY_SIZE:
+        raise PKIError(f"the certificate request for {fqdn} needs an RSA key of at least {KEY_SIZE} bits")
+    with _ca_lock(ca_cert):  # one signer at a time, as pki-enroll-request.sh does with flock
+        ca = load_authority(ca_cert, ca_key)
+        return cert_pem(issue(ca, public_key, fqdn, days))
+
+
+def certificate_problem(cert_pem_data: bytes, ca_cert: x509.Certificate, fqdn: str,
+                        renew_within_days: int = RENEW_WITHIN_DAYS) -> str | None:
+    """Why a certificate must be (re)issued, or None when it is fine to keep."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem_data)
+    except ValueError:
+        return "not a PEM certificate"
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (InvalidSignature, ValueError, TypeError):
+        return "not issued by the engine CA"
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return "has no subjectAltName"
+    if fqdn not in names.get_values_for_type(x509.DNSName) and fqdn not in {
+            str(ip) for ip in names.get_values_for_type(x509.IPAddress)}:
+        return f"does not name {fqdn}"
+    if cert.not_valid_after_utc - _now() < dt.timedelta(days=renew_within_days):
+        return f"expires on {cert.not_valid_after_utc:%Y-%m-%d}"
+    return None
+
+
+def public_keys_match(cert_pem_data: bytes, key_pem_data: bytes) -> bool:
+    cert = x509.load_pem_x509_certificate(cert_pem_data)
+    key = _load_own_key(key_pem_data)
+    return cert.public_key().public_numbers() == key.public_key().public_numbers()  # type: ignore[union-attr]

@@ -1,0 +1,55 @@
+"""The CONFIGURATION PREVIEW and its confirmation, the SUMMARY frame, and the run's last line."""
+from __future__ import annotations
+
+from ovsetup.core.environment import EnvKey
+from ovsetup.core.errors import Aborted
+from ovsetup.core.events import event
+from ovsetup.core.plugin import Plugin
+from ovsetup.core.stages import Priority, Stage
+from ovsetup.names import PREVIEW, SUMMARY_END, SUMMARY_START
+
+CONFIRM = "OVESETUP_DIALOG/confirmSettings"
+
+
+class DialogsPlugin(Plugin):
+    KEYS = (EnvKey(CONFIRM, "bool", answerfile=True),)
+
+    @event(Stage.VALIDATION, name=PREVIEW, priority=Priority.LOW)
+    def preview(self) -> None:
+        self.dialog.note("\n--== CONFIGURATION PREVIEW ==--\n")
+        for key in self.context.keys.values():
+            value = self.env.get(key.name)
+            if key.summary and value is not None:
+                self.dialog.note(f"{key.summary:40}: {'********' if key.secret else value}")
+        if self.env[CONFIRM] is None:
+            confirmed = self.dialog.query_boolean(
+                "OVESETUP_DIALOG_CONFIRM_SETTINGS",
+                "Please confirm installation settings (@VALUES@) [@DEFAULT@]: ",
+                env_key=CONFIRM, default=True, true="OK", false="Cancel")
+            self.env.supply(CONFIRM, confirmed)
+        if not self.env[CONFIRM]:
+            raise Aborted("Configuration was rejected by user")
+
+    @event(Stage.CLOSEUP, name=SUMMARY_START)
+    def summary_start(self) -> None:
+        self.dialog.note("\n--== SUMMARY ==--\n")
+
+    @event(Stage.CLOSEUP, name=SUMMARY_END, after=(SUMMARY_START,))
+    def summary_end(self) -> None:
+        self.dialog.note("\n--== END OF SUMMARY ==--\n")
+
+    @event(Stage.CLEANUP, priority=Priority.LAST)
+    def where_is_the_log(self) -> None:
+        if self.context.error is not None:
+            state = ("Every file this run changed is back as it was" if self.context.restored
+                     else "Some changes could not be undone: see the log")
+            self.log.error("%s.", state)
+        if self.context.log_file is not None:
+            self.log.info("Log file is located at %s", self.context.log_file)
+
+    @event(Stage.TERMINATE)
+    def last_line(self) -> None:
+        if self.context.error is None:
+            self.log.info("Execution of %s completed successfully", self.context.action)
+        else:
+            self.log.error("Execution of %s failed", self.context.action)
