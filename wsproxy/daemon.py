@@ -6,6 +6,7 @@ import asyncio
 import logging
 import logging.handlers
 import os
+import resource
 import signal
 import socket
 import sys
@@ -83,6 +84,13 @@ def write_pidfile(pidfile: Path) -> None:
     os.replace(partial, pidfile)
 
 
+def raise_file_limit() -> None:
+    """Two descriptors per session: lift the soft limit to the hard one (systemd sets 65535)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop when installed (unless WSPROXY_LOOP=asyncio), else asyncio's own loop."""
     if os.environ.get("WSPROXY_LOOP", "uvloop") == "uvloop":
@@ -124,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM still closes cleanly (and removes the pidfile).
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     setup_logging(args.debug, False)
+    raise_file_limit()
     root = Root(args.root)
     try:
         if args.pidfile is not None and not os.access(args.pidfile.parent, os.W_OK):
