@@ -34,6 +34,7 @@ EXTRAS = {
     "deploy": ["ansible-core>=2.16", "ansible-runner>=2.4"],
     "pg": ["psycopg[binary]>=3.1"],
     "test": ["pytest>=8", "ruff"],
+    "proxy-test": ["playwright>=1.40", "websockify>=0.11", "numpy"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})  # what CI installs
 
@@ -49,6 +50,8 @@ setup(
     install_requires=[
         "cryptography>=41",
         "jinja2>=3.1",
+        "websockets>=13",
+        "uvloop>=0.19",
     ],
     extras_require=EXTRAS,
     cmdclass={"build_py": BuildWithResources},
@@ -56,6 +59,8 @@ setup(
         "console_scripts": [
             "engine-setup=ovsetup.cli:setup_main",
             "engine-config=ovsetup.engine_config:main",
+            "ovirt-websocket-proxy=wsproxy.daemon:main",
+            "engine-console-ticket=wsproxy.console_ticket:main",
         ],
     },
 )

@@ -1,1 +1,1 @@
-"""The ovirt-websocket-proxy daemon."""
+"""ovirt-websocket-proxy: the TLS WebSocket-to-VNC relay that accepts only engine-signed tickets."""

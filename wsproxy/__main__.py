@@ -1,0 +1,5 @@
+import sys
+
+from wsproxy.daemon import main
+
+sys.exit(main())

@@ -1,0 +1,246 @@
+"""The proxy's typed configuration: defaults file, main file, `conf.d/*.conf`, checked once.
+
+A bad value raises `ConfigError` naming the key; unknown keys are returned as warnings.
+"""
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cryptography import x509
+
+from ovsetup.paths import PROXY_CONFIG, PROXY_CONFIG_D, Root
+from wsproxy.configfile import ConfigSyntaxError, conf_d_files, load_files, parse_bool
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.conf")
+NOVNC_CANDIDATES = ("/usr/share/novnc", "/usr/local/share/novnc")
+
+OVIRT_KEYS = frozenset({
+    "PACKAGE_NAME", "PACKAGE_VERSION", "PACKAGE_DISPLAY_VERSION", "PROXY_HOST", "PROXY_PORT",
+    "SOURCE_IS_IPV6", "SSL_CERTIFICATE", "SSL_KEY", "SSL_MIN_VERSION", "SSL_CIPHERS",
+    "CERT_FOR_DATA_VERIFICATION", "SSL_ONLY", "TRACE_ENABLE", "TRACE_FILE", "ENGINE_USR",
+})
+OUR_KEYS = frozenset({
+    "TICKET_CLOCK_SKEW", "ALLOWED_TARGETS", "ALLOWED_TARGET_PORTS", "ALLOWED_ORIGINS",
+    "CONSOLE_PARENT_ORIGINS", "NOVNC_DIR", "MAX_SESSIONS", "IDLE_TIMEOUT", "METRICS",
+})
+KNOWN_KEYS = OVIRT_KEYS | OUR_KEYS
+TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(Exception):
+    """A configuration problem, printed as one line naming the key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Every setting the daemon uses, already parsed and checked."""
+
+    host: str | None
+    port: int
+    ssl_only: bool
+    ssl_certificate: Path | None
+    ssl_key: Path | None
+    ssl_min_version: ssl.TLSVersion
+    ssl_ciphers: str | None
+    engine_cert_path: Path
+    engine_cert: x509.Certificate
+    clock_skew: int
+    allowed_targets: tuple[Network, ...]
+    allowed_ports: tuple[tuple[int, int], ...]
+    allowed_origins: tuple[str, ...]
+    console_parent_origins: tuple[str, ...]
+    novnc_dir: Path | None
+    max_sessions: int
+    idle_timeout: float
+    metrics: Literal["off", "loopback", "any"]
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.ssl_certificate is not None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The listening TLS context, or None when serving plain ws:// only."""
+        if self.ssl_certificate is None or self.ssl_key is None:
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = self.ssl_min_version
+        if self.ssl_ciphers:
+            try:
+                ctx.set_ciphers(self.ssl_ciphers)
+            except ssl.SSLError as exc:
+                raise ConfigError("SSL_CIPHERS", f"not accepted by OpenSSL: {exc}") from None
+        ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+        try:
+            ctx.load_cert_chain(self.ssl_certificate, self.ssl_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("SSL_KEY", f"cannot load {self.ssl_certificate} with {self.ssl_key}: {exc}") from None
+        return ctx
+
+    def target_allowed(self, address: str, port: int) -> bool:
+        """Whether a resolved target address and port pass ALLOWED_TARGETS/ALLOWED_TARGET_PORTS."""
+        if self.allowed_ports and not any(lo <= port <= hi for lo, hi in self.allowed_ports):
+            return False
+        if not self.allowed_targets:
+            return True
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip.version == net.version and ip in net for net in self.allowed_targets)
+
+
+def config_files(root: Root) -> list[Path]:
+    """Defaults, then the main file, then `conf.d/*.conf` sorted."""
+    return [DEFAULTS_FILE, root.path(PROXY_CONFIG), *conf_d_files(root.path(PROXY_CONFIG_D))]
+
+
+def load(root: Root | None = None) -> ProxyConfig:
+    """Read and check the whole configuration below `root` (default `/`)."""
+    root = root or Root()
+    try:
+        raw = load_files(config_files(root))
+    except ConfigSyntaxError as exc:
+        raise ConfigError(exc.key, str(exc)) from None
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read: {exc}") from None
+    return from_values(raw, root)
+
+
+def _int(raw: dict[str, str], key: str, lo: int, hi: int) -> int:
+    text = raw.get(key, "").strip()
+    if not text.isdigit():
+        raise ConfigError(key, f"not a whole number: {text!r}")
+    value = int(text)
+    if not lo <= value <= hi:
+        raise ConfigError(key, f"{value} is outside {lo}..{hi}")
+    return value
+
+
+def _bool(raw: dict[str, str], key: str) -> bool:
+    try:
+        return parse_bool(raw.get(key, ""))
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None
+
+
+def _list(raw: dict[str, str], key: str) -> list[str]:
+    return [item.strip() for item in raw.get(key, "").split(",") if item.strip()]
+
+
+def _file(raw: dict[str, str], key: str, root: Root) -> Path | None:
+    text = raw.get(key, "").strip()
+    if not text:
+        return None
+    return root.path(text) if text.startswith("/") else Path(text)
+
+
+def _networks(raw: dict[str, str]) -> tuple[Network, ...]:
+    nets = []
+    for item in _list(raw, "ALLOWED_TARGETS"):
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError("ALLOWED_TARGETS", f"not a network: {item!r}") from None
+    return tuple(nets)
+
+
+def _ports(raw: dict[str, str]) -> tuple[tuple[int, int], ...]:
+    ranges = []
+    for item in _list(raw, "ALLOWED_TARGET_PORTS"):
+        lo_s, _, hi_s = item.partition("-")
+        if not lo_s.strip().isdigit() or (hi_s and not hi_s.strip().isdigit()):
+            raise ConfigError("ALLOWED_TARGET_PORTS", f"not a port or range: {item!r}")
+        lo, hi = int(lo_s), int(hi_s or lo_s)
+        if not 1 <= lo <= hi <= 65535:
+            raise ConfigError("ALLOWED_TARGET_PORTS", f"not a valid range: {item!r}")
+        ranges.append((lo, hi))
+    return tuple(ranges)
+
+
+def _origins(raw: dict[str, str], key: str) -> tuple[str, ...]:
+    origins = []
+    for item in _list(raw, key):
+        if item != "*" and not (item.startswith(("https://", "http://")) and "/" not in item.split("://", 1)[1]):
+            raise ConfigError(key, f"not an origin (scheme://host[:port]) or *: {item!r}")
+        origins.append(item.lower().rstrip("/"))
+    return tuple(origins)
+
+
+def _novnc(raw: dict[str, str], root: Root) -> Path | None:
+    """noVNC is installed software, not configuration: look below --root first, then on this system."""
+    text = raw.get("NOVNC_DIR", "").strip()
+    candidates = [text] if text else list(NOVNC_CANDIDATES)
+    for candidate in candidates:
+        for path in dict.fromkeys((root.path(candidate) if candidate.startswith("/") else Path(candidate),
+                                   Path(candidate))):
+            if (path / "core" / "rfb.js").is_file():
+                return path
+    if text:
+        raise ConfigError("NOVNC_DIR", f"{text} has no core/rfb.js")
+    return None
+
+
+def from_values(raw: dict[str, str], root: Root | None = None) -> ProxyConfig:
+    """Check parsed `KEY=value` pairs and build the typed configuration."""
+    root = root or Root()
+    warnings = tuple(f"{key}: unknown key, ignored" for key in sorted(set(raw) - KNOWN_KEYS))
+    host = raw.get("PROXY_HOST", "*").strip()
+    ssl_only = _bool(raw, "SSL_ONLY")
+    _bool(raw, "SOURCE_IS_IPV6")
+    _bool(raw, "TRACE_ENABLE")
+    cert = _file(raw, "SSL_CERTIFICATE", root)
+    key = _file(raw, "SSL_KEY", root)
+    for name, path in (("SSL_CERTIFICATE", cert), ("SSL_KEY", key)):
+        if path is not None and not path.is_file():
+            raise ConfigError(name, f"file not found: {path}")
+        if path is None and ssl_only:
+            raise ConfigError(name, "SSL_ONLY is set but no file is configured")
+    if (cert is None) != (key is None):
+        raise ConfigError("SSL_KEY" if key is None else "SSL_CERTIFICATE", "SSL_CERTIFICATE and SSL_KEY go together")
+    version = raw.get("SSL_MIN_VERSION", "TLSv1.2").strip()
+    if version not in TLS_VERSIONS:
+        raise ConfigError("SSL_MIN_VERSION", f"{version!r} is not one of {', '.join(TLS_VERSIONS)}")
+    engine_cert_path = _file(raw, "CERT_FOR_DATA_VERIFICATION", root)
+    if engine_cert_path is None:
+        raise ConfigError("CERT_FOR_DATA_VERIFICATION", "not set: tickets cannot be verified")
+    try:
+        engine_cert = x509.load_pem_x509_certificate(engine_cert_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError("CERT_FOR_DATA_VERIFICATION",
+                          f"cannot read a PEM certificate from {engine_cert_path}: {exc}") from None
+    metrics = raw.get("METRICS", "loopback").strip().lower()
+    if metrics not in ("off", "loopback", "any"):
+        raise ConfigError("METRICS", f"{metrics!r} is not one of off, loopback, any")
+    config = ProxyConfig(
+        host=None if host in ("*", "") else host,
+        port=_int(raw, "PROXY_PORT", 0, 65535),
+        ssl_only=ssl_only,
+        ssl_certificate=cert,
+        ssl_key=key,
+        ssl_min_version=TLS_VERSIONS[version],
+        ssl_ciphers=raw.get("SSL_CIPHERS", "").strip() or None,
+        engine_cert_path=engine_cert_path,
+        engine_cert=engine_cert,
+        clock_skew=_int(raw, "TICKET_CLOCK_SKEW", 0, 3600),
+        allowed_targets=_networks(raw),
+        allowed_ports=_ports(raw),
+        allowed_origins=_origins(raw, "ALLOWED_ORIGINS"),
+        console_parent_origins=_origins(raw, "CONSOLE_PARENT_ORIGINS"),
+        novnc_dir=_novnc(raw, root),
+        max_sessions=_int(raw, "MAX_SESSIONS", 1, 1_000_000),
+        idle_timeout=float(_int(raw, "IDLE_TIMEOUT", 0, 7 * 86400)),
+        metrics=metrics,  # type: ignore[arg-type]
+        warnings=warnings,
+    )
+    config.ssl_context()  # load the key pair now, so a bad one stops start-up naming its key
+    return config

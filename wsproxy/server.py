@@ -1,0 +1,372 @@
+"""The proxy: listeners, the pre-upgrade checks (Origin, ticket, target), sessions, metrics, reload."""
+from __future__ import annotations
+
+import asyncio
+import collections
+import ipaddress
+import itertools
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from websockets.exceptions import NegotiationError
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+
+from ovsetup.paths import Root
+from wsproxy import config as configuration
+from wsproxy import vencrypt, web
+from wsproxy.config import ConfigError, ProxyConfig
+from wsproxy.netio import connect, recv_some, send_all, tls_handshake, wait_fd
+from wsproxy.relay import Session
+from wsproxy.ticket import ReplayCache, TicketError, Verifier
+
+log = logging.getLogger("wsproxy")
+HANDSHAKE_TIMEOUT = 15.0
+CONNECT_TIMEOUT = 10.0
+MAX_REQUEST = 65536
+MAX_FRAME = 4 * 1024 * 1024
+_ws_log = logging.getLogger("wsproxy.websockets")
+_ws_log.setLevel(logging.WARNING)  # its debug lines would print the request path, i.e. the ticket
+
+
+class Refused(Exception):
+    """A request answered with an HTTP error before any upgrade; `reason` is the metrics label."""
+
+    def __init__(self, status: int, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+def _select_subprotocol(protocol: ServerProtocol, offered: Sequence[str]) -> str | None:
+    for name in ("binary", "base64"):
+        if name in offered:
+            return name
+    if not offered:
+        return None  # served binary, as websockify does for clients that offer nothing
+    raise NegotiationError("the client offers neither 'binary' nor 'base64'")
+
+
+def origin_allowed(origin: str | None, host_header: str | None, allowed: tuple[str, ...], tls: bool) -> bool:
+    """ALLOWED_ORIGINS, or by default: the Origin, when sent, names the host the client connected to."""
+    if origin is None:
+        return True
+    origin = origin.strip().lower().rstrip("/")
+    if allowed:
+        return "*" in allowed or origin in allowed
+    try:
+        parts = urlsplit(origin)
+        host = urlsplit("//" + (host_header or "").strip().lower())
+        origin_port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
+        host_port = host.port or (443 if tls else 80)
+    except ValueError:
+        return False
+    return (parts.scheme in ("http", "https") and bool(parts.hostname)
+            and parts.hostname == host.hostname and origin_port == host_port)
+
+
+def _is_loopback(peer: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(peer.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def _listen_addresses(host: str | None, port: int) -> list[tuple[int, tuple]]:
+    if host is None:
+        if socket.has_ipv6:
+            return [(socket.AF_INET6, ("::", port))]
+        return [(socket.AF_INET, ("0.0.0.0", port))]
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return list(dict.fromkeys((family, addr[:2]) for family, _, _, _, addr in infos))
+
+
+def bind(host: str | None, port: int) -> list[socket.socket]:
+    """Listening sockets for PROXY_HOST/PROXY_PORT (`*`: dual-stack any address)."""
+    sockets: list[socket.socket] = []
+    try:
+        for family, address in _listen_addresses(host, port):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host is None else 1)
+            sock.bind(address)
+            sock.listen(1024)
+            sock.setblocking(False)
+            port = port or sock.getsockname()[1]
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise ConfigError("PROXY_PORT", f"cannot listen on {host or '*'}:{port}: {exc.strerror or exc}") from None
+    return sockets
+
+
+class Proxy:
+    """Everything the daemon serves, with its live configuration."""
+
+    def __init__(self, config: ProxyConfig, root: Root | None = None,
+                 listeners: list[socket.socket] | None = None) -> None:
+        self.root = root or Root()
+        self.listeners = listeners if listeners is not None else bind(config.host, config.port)
+        self.replay = ReplayCache()
+        self.sessions: set[Session] = set()
+        self.refused: collections.Counter[str] = collections.Counter()
+        self.sessions_total = 0
+        self.bytes_to_target = 0
+        self.bytes_to_client = 0
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._target_tls = vencrypt.client_context()
+        self.apply(config)
+
+    @property
+    def port(self) -> int:
+        return self.listeners[0].getsockname()[1]
+
+    def apply(self, config: ProxyConfig) -> None:
+        ctx = config.ssl_context()
+        if ctx is not None:
+            ctx.num_tickets = 0  # no session tickets: less per-connection state
+        self.config, self.ssl_ctx = config, ctx
+        self.verifier = Verifier(config.engine_cert, config.clock_skew)
+
+    # --- lifecycle ---
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for sock in self.listeners:
+            self._loop.add_reader(sock.fileno(), self._accept, sock)
+        self._schedule_sweep()
+        where = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in self.listeners)
+        log.info("listening on %s (%s)", where, "TLS" if self.ssl_ctx else "plain")
+
+    def _stop_listening(self, listeners: list[socket.socket]) -> None:
+        for sock in listeners:
+            if self._loop is not None:
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+
+    async def stop(self) -> None:
+        """Stop accepting, close every session with 1001 going away."""
+        self._stop_listening(self.listeners)
+        if self._sweeper:
+            self._sweeper.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for session in list(self.sessions):
+            session.close(1001, "proxy shutting down")
+        await asyncio.sleep(0.1)
+        log.info("stopped")
+
+    def reload(self) -> None:
+        """SIGHUP: re-read config and certificates; sessions stay; a changed address rebinds."""
+        try:
+            new = configuration.load(self.root)
+            for warning in new.warnings:
+                log.warning("%s", warning)
+            if (new.host, new.port) != (self.config.host, self.config.port):
+                listeners = bind(new.host, new.port)
+                self._stop_listening(self.listeners)
+                self.listeners = listeners
+                self.apply(new)
+                self.start()
+            else:
+                self.apply(new)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        log.info("configuration reloaded")
+
+    def _schedule_sweep(self) -> None:
+        assert self._loop is not None
+        self._sweeper = self._loop.call_later(5.0, self._sweep)
+
+    def _sweep(self) -> None:
+        self.replay.purge()
+        timeout = self.config.idle_timeout
+        if timeout:
+            limit = time.monotonic() - timeout
+            for session in [s for s in self.sessions if s.last_active < limit]:
+                log.info("session %d idle for %.0fs", session.ident, timeout)
+                session.close(1000, "idle timeout")
+        self._schedule_sweep()
+
+    def session_ended(self, session: Session) -> None:
+        self.sessions.discard(session)
+
+    # --- connections ---
+    def _accept(self, listener: socket.socket) -> None:
+        assert self._loop is not None
+        for _ in range(64):
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.error("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = address[0].removeprefix("::ffff:") if "." in address[0] else address[0]
+            task = self._loop.create_task(self._handle(sock, peer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, sock: socket.socket, peer: str) -> None:
+        loop = asyncio.get_running_loop()
+        config, ctx = self.config, self.ssl_ctx
+        ident = next(self._ids)
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                sock = await self._secure(loop, sock, config, ctx)
+                ws = ServerProtocol(subprotocols=["binary", "base64"], select_subprotocol=_select_subprotocol,
+                                    max_size=MAX_FRAME, logger=_ws_log)
+                request = await self._read_request(loop, sock, ws)
+                if request is None:
+                    sock.close()
+                    return
+                answer = self._plain_http(request, peer, config)
+                if answer is not None:
+                    await send_all(loop, sock, answer)
+                    sock.close()
+                    return
+                session = await self._open(loop, sock, ws, request, peer, config, ident)
+        except Refused as refusal:
+            self.refused[refusal.reason] += 1
+            log.warning("refused %s (%s) from %s", refusal.reason, refusal.detail or refusal.status, peer)
+            try:
+                await asyncio.wait_for(send_all(loop, sock, web.response(refusal.status)), 2)
+            except (OSError, ssl.SSLError, TimeoutError):
+                pass
+            sock.close()
+            return
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
+            log.debug("connection %d from %s dropped during the handshake: %s", ident, peer, exc)
+            sock.close()
+            return
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+        session.start()
+
+    async def _secure(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, config: ProxyConfig,
+                      ctx: ssl.SSLContext | None) -> socket.socket:
+        if ctx is None:
+            return sock
+        await wait_fd(loop, sock)
+        first = sock.recv(1, socket.MSG_PEEK)
+        if not first:
+            raise ConnectionError("closed before the first byte")
+        if first != b"\x16":
+            if config.ssl_only:
+                raise Refused(403, "plain-http", "plain HTTP on a TLS-only port")
+            return sock
+        tls = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        await tls_handshake(loop, tls)
+        return tls
+
+    async def _read_request(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                            ws: ServerProtocol) -> Request | None:
+        received = 0
+        while received <= MAX_REQUEST:
+            data = await recv_some(loop, sock)
+            if not data:
+                return None
+            received += len(data)
+            ws.receive_data(data)
+            for event in ws.events_received():
+                if isinstance(event, Request):
+                    return event
+            if ws.handshake_exc is not None:
+                for chunk in ws.data_to_send():
+                    await send_all(loop, sock, chunk)
+                return None
+        return None
+
+    def _plain_http(self, request: Request, peer: str, config: ProxyConfig) -> bytes | None:
+        path = request.path
+        if path == "/metrics" or path.startswith("/metrics?"):
+            if config.metrics == "any" or (config.metrics == "loopback" and _is_loopback(peer)):
+                return self.metrics()
+            return web.response(404)
+        if path.startswith("/console"):
+            return web.console(path, config.console_parent_origins, config.novnc_dir)
+        if "upgrade" not in request.headers.get("Connection", "").lower():
+            return web.response(404)
+        return None
+
+    async def _open(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, ws: ServerProtocol,
+                    request: Request, peer: str, config: ProxyConfig, ident: int) -> Session:
+        """Every check before the upgrade, then the target connection, then the 101."""
+        response = ws.accept(request)
+        if response.status_code != 101:
+            raise Refused(response.status_code, "bad-handshake", str(ws.handshake_exc or response.reason_phrase))
+        if len(self.sessions) >= config.max_sessions:
+            raise Refused(503, "busy", f"MAX_SESSIONS={config.max_sessions} reached")
+        tls = isinstance(sock, ssl.SSLSocket)
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, request.headers.get("Host"), config.allowed_origins, tls):
+            raise Refused(403, "origin", f"Origin {origin[:100]!r} not allowed")
+        try:
+            ticket = self.verifier.verify(request.path[1:])
+        except TicketError as exc:
+            raise Refused(403, f"ticket-{exc.reason}", str(exc)) from None
+        target = ticket.target
+        try:
+            infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise Refused(502, "target-unresolved", f"{target.host}: {exc}") from None
+        allowed = [(family, address) for family, _, _, _, address in infos
+                   if config.target_allowed(address[0], target.port)]
+        if not allowed:
+            raise Refused(403, "target-not-allowed", f"{target.host}:{target.port}")
+        try:
+            self.replay.use(ticket)
+        except TicketError as exc:
+            raise Refused(403, f"ticket-{exc.reason}", str(exc)) from None
+        server = await self._connect(loop, allowed, target.host, target.port)
+        prefix, swallow = b"", b""
+        if target.ssl_target:
+            try:
+                negotiated = await vencrypt.negotiate(loop, server, self._target_tls)
+            except (vencrypt.VeNCryptError, OSError, ssl.SSLError, ConnectionError) as exc:
+                server.close()
+                raise Refused(502, "target-vencrypt", str(exc)) from None
+            server, prefix, swallow = negotiated.sock, negotiated.to_client, negotiated.from_client
+        ws.send_response(response)
+        label = f"{target.host}:{target.port}{' (VeNCrypt)' if target.ssl_target else ''}"
+        session = Session(self, ident, peer, label, ws, sock, server, response.headers.get("Sec-WebSocket-Protocol"),
+                          swallow, prefix)
+        self.sessions.add(session)
+        self.sessions_total += 1
+        log.info("session %d start: peer %s target %s subprotocol %s", ident, peer, label,
+                 response.headers.get("Sec-WebSocket-Protocol", "none"))
+        return session
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, tuple]],
+                       host: str, port: int) -> socket.socket:
+        error: Exception | None = None
+        for family, address in addresses:
+            try:
+                return await asyncio.wait_for(connect(loop, family, address), CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as exc:
+                error = exc
+        raise Refused(502, "target-unreachable", f"{host}:{port}: {error}")
+
+    def metrics(self) -> bytes:
+        refused = {f'{{reason="{reason}"}}': float(n) for reason, n in sorted(self.refused.items())}
+        return web.metrics_text(
+            {"wsproxy_sessions_open": ("Console sessions relaying now.", float(len(self.sessions)))},
+            {"wsproxy_sessions_total": ("Console sessions opened.", {"": float(self.sessions_total)}),
+             "wsproxy_refused_total": ("Requests refused before the upgrade, by reason.", refused or {"": 0.0}),
+             "wsproxy_bytes_total": ("Bytes relayed, by direction.", {
+                 '{direction="client_to_target"}': float(self.bytes_to_target),
+                 '{direction="target_to_client"}': float(self.bytes_to_client)})})
