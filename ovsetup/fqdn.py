@@ -20,6 +20,11 @@ def syntax_problem(name: str) -> str | None:
     return None
 
 
+def port_problem(port: int) -> str | None:
+    """Why `port` cannot be a TCP port, or None."""
+    return None if 0 < port < 65536 else f"port {port} is out of range 1..65535"
+
+
 def resolves(name: str) -> bool:
     try:
         socket.getaddrinfo(name, None)

@@ -9,11 +9,14 @@ import logging
 import re
 import sqlite3
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import paths
 from .core.transaction import make_parents, remove_dirs
 from .paths import Root
+
+if TYPE_CHECKING:
+    from .pgstore import Database
 
 log = logging.getLogger(__name__)
 VERSION = "general"
@@ -158,6 +161,24 @@ class SQLiteOptionWrite:
         self.committed = False
 
 
-def open_store(root: Root) -> OptionStore:
-    """The engine's option store below `root`."""
+def open_store(root: Root, database: Database | None = None) -> OptionStore:
+    """The engine's option store: its PostgreSQL database when one is given or recorded in
+    `10-setup-database.conf` below `root`, else the embedded SQLite file."""
+    from . import pgstore
+
+    database = database or recorded_database(root)
+    if database is not None:
+        return pgstore.PostgresStore(database)
     return SQLiteStore(root.path(paths.OPTIONS_DB))
+
+
+def recorded_database(root: Root) -> Database | None:
+    """The database `10-setup-database.conf` names (oVirt's `ENGINE_DB_*` keys), if any."""
+    from wsproxy.configfile import ConfigSyntaxError, load_files
+
+    from . import pgstore
+
+    try:
+        return pgstore.from_file_values(load_files([root.path(paths.ENGINE_DB_CONFIG)]))
+    except ConfigSyntaxError as exc:
+        raise OptionError(str(exc)) from None

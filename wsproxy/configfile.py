@@ -44,13 +44,18 @@ def parse_value(raw: str, known: Mapping[str, str], where: str = "value", key: s
             end = i + 1
             chunk: list[str] = []
             while end < n and raw[end] != '"':
+                variable = _VAR.match(raw, end)
+                if variable:  # expanded here, so an escaped \${ stays literal
+                    chunk.append(_expand(variable.group(0), known, where, key))
+                    end = variable.end()
+                    continue
                 if raw[end] == "\\" and end + 1 < n:
                     end += 1
                 chunk.append(raw[end])
                 end += 1
             if end >= n:
                 raise ConfigSyntaxError(f"{where}: unterminated double quote", key)
-            out.append(_expand("".join(chunk), known, where, key))
+            out.append("".join(chunk))
             i = end + 1
         elif ch == "'":
             end = raw.find("'", i + 1)

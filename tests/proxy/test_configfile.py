@@ -43,3 +43,11 @@ def test_bool(text, value):
 def test_bad_bool():
     with pytest.raises(ValueError):
         parse_bool("maybe")
+
+
+def test_escaped_dollar_in_double_quotes_stays_literal():
+    """What `render.shell_value` writes for a password holding `${` reads back unchanged."""
+    from ovsetup.render import shell_value
+
+    secret = 'p${A}w"\\`$'
+    assert parse_text(f"A=x\nP={shell_value(secret)}\n")["P"] == secret

@@ -7,17 +7,13 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
-from ovsetup import names, options, paths
+from ovsetup import fqdn, names, options, paths, pgstore
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Stage
 from ovsetup.core.transaction import FileWrite
 from ovsetup.render import render
-
-
-def _port_problem(port: int) -> str | None:
-    return None if 0 < port < 65536 else f"port {port} is out of range 1..65535"
 
 
 def _enabled(plugin: Plugin) -> bool:
@@ -28,7 +24,7 @@ class WebSocketProxyPlugin(Plugin):
     KEYS = (
         EnvKey(names.WSP_CONFIG, "bool", answerfile=True, postinstall=True, summary="Configure WebSocket Proxy"),
         EnvKey(names.WSP_PORT, "int", default=paths.DEFAULT_PROXY_PORT, answerfile=True, postinstall=True,
-               summary="WebSocket Proxy port", validator=_port_problem),
+               summary="WebSocket Proxy port", validator=fqdn.port_problem),
     )
 
     @event(Stage.CUSTOMIZATION, name=names.WSP_CUSTOMIZATION)
@@ -64,7 +60,7 @@ class WebSocketProxyPlugin(Plugin):
             "ovirt-websocket-proxy.service.j2", user=paths.SERVICE_USER, sysconfig=paths.SYSCONFIG,
             executable=Path(sys.prefix) / "bin" / "ovirt-websocket-proxy"))
         self._write(paths.FIREWALLD_SERVICE, render("ovirt-websocket-proxy.xml.j2", port=port))
-        store = options.open_store(self.context.root)
+        store = options.open_store(self.context.root, pgstore.from_keys(self.env))
         self.transaction.append(store.update(options.WEBSOCKET_PROXY, f"{self.env[names.FQDN]}:{port}"))
 
     @event(Stage.CLOSEUP, condition=lambda self: _enabled(self) and self.context.owns_system
