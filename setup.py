@@ -58,6 +58,7 @@ setup(
     entry_points={
         "console_scripts": [
             "engine-setup=ovsetup.cli:setup_main",
+            "engine-cleanup=ovsetup.cli:cleanup_main",
             "engine-config=ovsetup.engine_config:main",
             "ovirt-websocket-proxy=wsproxy.daemon:main",
             "engine-console-ticket=wsproxy.console_ticket:main",

@@ -17,6 +17,7 @@ from .core.log import close_handlers, setup_console
 from .paths import Root, resource_dir
 
 SETUP_GROUPS = ["ovirt-engine-common", "ovirt-engine-setup"]
+CLEANUP_GROUPS = ["ovirt-engine-common", "ovirt-engine-remove"]
 ANSWER_FILE_KEY = "OVESETUP_CORE/answerFile"
 
 DESCRIPTION = """\
@@ -39,8 +40,19 @@ leaves every file as it was.
 """
 
 
-def parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+CLEANUP_DESCRIPTION = """\
+Remove this machine's noVNC console WebSocket proxy: stop and disable its service, remove the files
+engine-setup recorded in /etc/ovirt-engine/uninstall.d/ (a file changed since setup wrote it is kept
+unless OVESETUP_REMOVE/removeChangedFiles is True), and set WebSocketProxy back to Off.
+"""
+CLEANUP_EPILOG = """\
+example:
+  engine-cleanup --accept-defaults --otopi-environment="OVESETUP_REMOVE/removeWsp=bool:True"
+"""
+
+
+def parser(prog: str, description: str = DESCRIPTION, epilog: str = EPILOG) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
                    help="read and write every file below DIR instead of / (default /)")
@@ -88,8 +100,8 @@ def prepare(args: argparse.Namespace, action: str, groups: list[str]) -> Context
     return context
 
 
-def run(argv: list[str] | None, action: str, groups: list[str]) -> int:
-    args = parser(f"engine-{action}").parse_args(argv)
+def run(argv: list[str] | None, action: str, groups: list[str], p: argparse.ArgumentParser) -> int:
+    args = p.parse_args(argv)
     try:
         context = prepare(args, action, groups)
     except SetupError as exc:
@@ -103,4 +115,8 @@ def run(argv: list[str] | None, action: str, groups: list[str]) -> int:
 
 
 def setup_main(argv: list[str] | None = None) -> int:
-    return run(argv, "setup", SETUP_GROUPS)
+    return run(argv, "setup", SETUP_GROUPS, parser("engine-setup"))
+
+
+def cleanup_main(argv: list[str] | None = None) -> int:
+    return run(argv, "cleanup", CLEANUP_GROUPS, parser("engine-cleanup", CLEANUP_DESCRIPTION, CLEANUP_EPILOG))

@@ -6,6 +6,11 @@ ANSWER_FILE = "osetup.core.answerfile"
 WSP_CUSTOMIZATION = "setup.config.websocket-proxy.customization"
 WSP_DEPLOY_CUSTOMIZATION = "setup.config.websocket-proxy.deploy.customization"
 FQDN_CUSTOMIZATION = "osetup.network.fqdn.customization"
+WSP_REMOVE_CUSTOMIZATION = "osetup.remove.websocket-proxy.customization"
+WSP_REMOVE = "osetup.remove.websocket-proxy"  # MISC of engine-cleanup: local files and the option
+# The extension point for proxies deployed with Ansible: an event of that name (MISC, after WSP_REMOVE)
+# removes them from their machines; engine-cleanup runs it when a plugin defines it.
+WSP_REMOVE_DEPLOYED = "osetup.remove.websocket-proxy.deployed"
 PKI_AVAILABLE = "osetup.pki.ca.available"
 
 # Environment keys shared by several plugins; each is declared in exactly one plugin's KEYS.

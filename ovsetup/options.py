@@ -84,8 +84,9 @@ create table if not exists vdc_options (
 
 
 class SQLiteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, target: str | None = None) -> None:
         self.path = path
+        self.target = target or str(path)  # the target-system path, for uninstall manifests
 
     def describe(self) -> str:
         return f"SQLite {self.path}"
@@ -106,10 +107,16 @@ class SQLiteStore:
 
 
 class SQLiteOptionWrite:
-    """Holds the database transaction open from prepare to commit; undoes even after commit."""
+    """Holds the database transaction open from prepare to commit; undoes even after commit.
+
+    Like a `FileWrite`, it tells the uninstall manifest which file it changed (`path`, `target`,
+    `group`, `changed`, `created_dirs`)."""
+
+    group = "core"
 
     def __init__(self, store: SQLiteStore, name: str, value: str) -> None:
         self.store, self.name, self.value = store, name, value
+        self.path, self.target = store.path, store.target
         self.old: str | None = None
         self.conn: sqlite3.Connection | None = None
         self.created_dirs: list[Path] = []
@@ -118,6 +125,10 @@ class SQLiteOptionWrite:
 
     def __str__(self) -> str:
         return f"option {self.name} in {self.store.describe()}"
+
+    @property
+    def changed(self) -> bool:
+        return self.committed
 
     def prepare(self) -> None:
         self.old = self.store.get(self.name)
@@ -169,7 +180,7 @@ def open_store(root: Root, database: Database | None = None) -> OptionStore:
     database = database or recorded_database(root)
     if database is not None:
         return pgstore.PostgresStore(database)
-    return SQLiteStore(root.path(paths.OPTIONS_DB))
+    return SQLiteStore(root.path(paths.OPTIONS_DB), str(paths.OPTIONS_DB))
 
 
 def recorded_database(root: Root) -> Database | None:

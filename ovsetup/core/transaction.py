@@ -168,3 +168,35 @@ class FileWrite:
         remove_dirs(self.created_dirs)
         self.created_dirs = []
         self.committed = False
+
+
+class FileRemove:
+    """Remove one file in commit; abort puts it back with its bytes and mode (and its folders)."""
+
+    def __init__(self, path: Path, target: str | None = None) -> None:
+        self.path = path
+        self.target = target or str(path)
+        self.original: Original | None = None
+        self.committed = False
+
+    def __str__(self) -> str:
+        return f"removal of {self.target}"
+
+    def prepare(self) -> None:
+        if self.path.is_file():
+            self.original = Original(self.path.read_bytes(), self.path.stat().st_mode & 0o7777)
+            if not os.access(self.path.parent, os.W_OK):
+                raise PermissionError(f"cannot remove {self.path}")
+
+    def commit(self) -> None:
+        if self.original is not None:
+            self.path.unlink(missing_ok=True)
+            log.debug("removed %s", self.target)
+            self.committed = True
+
+    def abort(self) -> None:
+        if self.committed and self.original is not None and self.original.content is not None:
+            make_parents(self.path)
+            atomic_write(self.path, self.original.content, self.original.mode)
+            log.debug("restored %s", self.target)
+        self.committed = False

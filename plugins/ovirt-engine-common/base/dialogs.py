@@ -9,6 +9,8 @@ from ovsetup.core.stages import Priority, Stage
 from ovsetup.names import PREVIEW, SUMMARY_END, SUMMARY_START
 
 CONFIRM = "OVESETUP_DIALOG/confirmSettings"
+CONFIRM_PROMPTS = {"setup": "Please confirm installation settings (@VALUES@) [@DEFAULT@]: ",
+                   "cleanup": "Do you want to proceed with the removal (@VALUES@) [@DEFAULT@]: "}
 
 
 class DialogsPlugin(Plugin):
@@ -24,7 +26,7 @@ class DialogsPlugin(Plugin):
         if self.env[CONFIRM] is None:
             confirmed = self.dialog.query_boolean(
                 "OVESETUP_DIALOG_CONFIRM_SETTINGS",
-                "Please confirm installation settings (@VALUES@) [@DEFAULT@]: ",
+                CONFIRM_PROMPTS.get(self.context.action, CONFIRM_PROMPTS["setup"]),
                 env_key=CONFIRM, default=True, true="OK", false="Cancel")
             self.env.supply(CONFIRM, confirmed)
         if not self.env[CONFIRM]:
