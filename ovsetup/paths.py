@@ -40,6 +40,8 @@ OPTIONS_DB = PurePosixPath("/var/lib/ovirt-engine/engine-options.sqlite")
 SYSTEMD_UNIT = PurePosixPath("/etc/systemd/system/ovirt-websocket-proxy.service")
 FIREWALLD_SERVICE = PurePosixPath("/etc/firewalld/services/ovirt-websocket-proxy.xml")
 SYSCONFIG = PurePosixPath("/etc/sysconfig/ovirt-websocket-proxy")
+# A proxy started by hand with `--pidfile` here is told to reload (SIGHUP) when setup changes its files.
+PIDFILE = PurePosixPath("/run/ovirt-websocket-proxy.pid")
 
 SERVICE_NAME = "ovirt-websocket-proxy"
 SERVICE_USER = "ovirt"

@@ -59,7 +59,7 @@ def read_config_files(paths: Iterable[Path]) -> ConfigValues:
     return values
 
 
-def render_answer_file(entries: dict[str, Any]) -> str:
-    lines = [ANSWER_FILE_HEADER, "[environment:default]\n"]
+def render_answer_file(entries: dict[str, Any], header: str = ANSWER_FILE_HEADER) -> str:
+    lines = [header, "[environment:default]\n"]
     lines.extend(f"{key}={format_typed(entries[key])}\n" for key in sorted(entries))
     return "".join(lines)

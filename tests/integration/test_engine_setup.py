@@ -198,7 +198,9 @@ def test_answering_no_writes_no_proxy_file(tmp_path, engine_setup):
     result = engine_setup(tmp_path, "--accept-defaults",
                           "--otopi-environment=OVESETUP_CONFIG/websocketProxyConfig=bool:False")
     assert result.returncode == 0, result.stdout
-    assert not (tmp_path / "etc").exists()
+    written = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "etc").rglob("*") if p.is_file())
+    assert written[0] == "etc/ovirt-engine-setup.conf.d/20-setup-ovirt-post.conf"  # the answer, for re-runs
+    assert [p for p in written[1:] if "uninstall.d" not in p] == []
     assert option(tmp_path) == "WebSocketProxy: Off version: general\n"
 
 

@@ -1,6 +1,8 @@
-"""engine-setup's common base: answer files, uninstall manifests, the preview, summary and last line."""
+"""engine-setup's common base: answer files, the post-install file, uninstall manifests, the preview,
+summary and last line."""
 from .answerfile import AnswerFilePlugin
 from .dialogs import DialogsPlugin
+from .postinstall import PostInstallPlugin
 from .uninstall import UninstallPlugin
 
-PLUGINS = (AnswerFilePlugin, DialogsPlugin, UninstallPlugin)
+PLUGINS = (AnswerFilePlugin, DialogsPlugin, PostInstallPlugin, UninstallPlugin)

@@ -2,7 +2,9 @@
 and starting the service where setup owns the system."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
@@ -15,12 +17,20 @@ from ovsetup.core.stages import Stage
 from ovsetup.core.transaction import FileWrite
 from ovsetup.render import render
 
+PROXY_FILES = (paths.PROXY_SETUP_CONFIG, paths.SYSTEMD_UNIT, paths.PROXY_CERT, paths.PROXY_KEY, paths.ENGINE_CERT)
+
 
 def _enabled(plugin: Plugin) -> bool:
     return bool(plugin.env[names.WSP_CONFIG])
 
 
+def _systemd(plugin: Plugin) -> bool:
+    """Setup owns the system and systemd runs it: setup manages the service."""
+    return plugin.context.owns_system and Path("/run/systemd/system").is_dir()
+
+
 class WebSocketProxyPlugin(Plugin):
+    reloaded: int | None = None  # the pid told to reload
     KEYS = (
         EnvKey(names.WSP_CONFIG, "bool", answerfile=True, postinstall=True, summary="Configure WebSocket Proxy"),
         EnvKey(names.WSP_PORT, "int", default=paths.DEFAULT_PROXY_PORT, answerfile=True, postinstall=True,
@@ -63,26 +73,50 @@ class WebSocketProxyPlugin(Plugin):
         store = options.open_store(self.context.root, pgstore.from_keys(self.env))
         self.transaction.append(store.update(options.WEBSOCKET_PROXY, f"{self.env[names.FQDN]}:{port}"))
 
-    @event(Stage.CLOSEUP, condition=lambda self: _enabled(self) and self.context.owns_system
-           and Path("/run/systemd/system").is_dir())
+    def _changed(self, *targets: PurePosixPath) -> bool:
+        """Whether this run changed any of these files."""
+        wanted = {str(t) for t in targets}
+        return any(isinstance(el, FileWrite) and el.changed and el.target in wanted for el in self.transaction.elements)
+
+    @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _enabled(self) and _systemd(self))
     def start(self) -> None:
-        self.log.info("Starting %s", paths.SERVICE_NAME)
-        for command in (["daemon-reload"], ["enable", paths.SERVICE_NAME], ["restart", paths.SERVICE_NAME]):
-            subprocess.run(["systemctl", *command], check=True, capture_output=True)
-        if shutil.which("firewall-cmd"):
+        if self._changed(paths.SYSTEMD_UNIT):
+            subprocess.run(["systemctl", "daemon-reload"], check=True, capture_output=True)
+        subprocess.run(["systemctl", "enable", paths.SERVICE_NAME], check=True, capture_output=True)
+        running = subprocess.run(["systemctl", "is-active", "--quiet", paths.SERVICE_NAME]).returncode == 0
+        if not running or self._changed(*PROXY_FILES):
+            self.log.info("Restarting %s", paths.SERVICE_NAME)
+            subprocess.run(["systemctl", "restart", paths.SERVICE_NAME], check=True, capture_output=True)
+        if shutil.which("firewall-cmd") and self._changed(paths.FIREWALLD_SERVICE):
             subprocess.run(["firewall-cmd", "--reload"], capture_output=True)
             subprocess.run(["firewall-cmd", "--permanent", "--add-service", paths.SERVICE_NAME],
                            capture_output=True)
             subprocess.run(["firewall-cmd", "--reload"], capture_output=True)
+
+    @event(Stage.CLOSEUP, before=(names.SUMMARY_START,),
+           condition=lambda self: _enabled(self) and not _systemd(self))
+    def reload_running(self) -> None:
+        """A proxy started by hand with `--pidfile <root>/run/ovirt-websocket-proxy.pid` rereads its files."""
+        if not self._changed(*PROXY_FILES):
+            return
+        try:
+            pid = int(self.context.root.path(paths.PIDFILE).read_text().strip())
+            if b"websocket-proxy" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return  # a stale pidfile: that process is not the proxy
+            os.kill(pid, signal.SIGHUP)
+        except (OSError, ValueError):
+            return
+        self.reloaded = pid
+        self.log.info("Told the running proxy (pid %d) to reload its configuration", pid)
 
     @event(Stage.CLOSEUP, after=(names.SUMMARY_START,), before=(names.SUMMARY_END,), condition=_enabled)
     def summary(self) -> None:
         port = self.env[names.WSP_PORT]
         self.dialog.note(f"WebSocket Proxy: wss://{self.env[names.FQDN]}:{port}/ "
                          f"(certificate {paths.PROXY_CERT}, issued by {paths.CA_CERT})")
-        if not (self.context.owns_system and Path("/run/systemd/system").is_dir()):
+        if not _systemd(self) and self.reloaded is None:
             root = "" if self.context.root.is_system else f" --root {self.context.root.base}"
-            self.dialog.note(f"Start the proxy with: ovirt-websocket-proxy{root}")
+            self.dialog.note(f"Start (or restart) the proxy with: ovirt-websocket-proxy{root}")
 
 
 PLUGINS = (WebSocketProxyPlugin,)

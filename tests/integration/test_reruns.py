@@ -1,0 +1,76 @@
+"""Re-runs: the post-install file answers what was asked; nothing changed means no file changed; a new
+port reaches the config, the firewall service, the option and the running proxy in one run."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import command, run, tree
+from tests.integration.proxy.conftest import free_port, stop, wait_port
+
+pytestmark = pytest.mark.integration
+POST = "etc/ovirt-engine-setup.conf.d/20-setup-ovirt-post.conf"
+PROMPTS = ("Configure WebSocket Proxy on this host", "Host fully qualified DNS name")
+
+
+def test_rerun_asks_nothing_already_answered_and_changes_no_file(tmp_path, engine_setup):
+    first = engine_setup(tmp_path, input="yes\nengine.example.test\n\n")
+    assert first.returncode == 0, first.stdout
+    assert all(prompt in first.stdout for prompt in PROMPTS)
+    post = (tmp_path / POST).read_text()
+    assert "OVESETUP_CONFIG/websocketProxyConfig=bool:True\n" in post
+    assert "OVESETUP_CONFIG/fqdn=str:engine.example.test\n" in post
+    assert "mypass" not in post and (tmp_path / POST).stat().st_mode & 0o777 == 0o644
+    before = tree(tmp_path)
+    time.sleep(1.1)  # new log and answer file names carry the second
+    again = engine_setup(tmp_path, input="\n")  # only the preview's confirmation is asked, as in oVirt
+    assert again.returncode == 0, again.stdout
+    assert not any(prompt in again.stdout for prompt in PROMPTS)
+    after = tree(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert all(k.startswith(("var/log/", "var/lib/ovirt-engine/setup/answers/")) for k in set(after) - set(before))
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_port_change_reaches_config_firewall_option_and_running_proxy(tmp_path, engine_setup):
+    old, new = free_port(), free_port()
+    env = "OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:localhost"
+    assert engine_setup(tmp_path, "--accept-defaults",
+                        f"--otopi-environment={env} OVESETUP_CONFIG/websocketProxyPort=int:{old}").returncode == 0
+    pidfile = tmp_path / "run/ovirt-websocket-proxy.pid"
+    pidfile.parent.mkdir()
+    proc = subprocess.Popen([command("ovirt-websocket-proxy"), "--root", str(tmp_path), "--pidfile", str(pidfile)],
+                            stderr=(tmp_path / "proxy.log").open("wb"))
+    try:
+        wait_port(old, proc)
+        result = engine_setup(tmp_path, "--accept-defaults",
+                              f"--otopi-environment=OVESETUP_CONFIG/websocketProxyPort=int:{new}")
+        assert result.returncode == 0, result.stdout
+        assert f"Told the running proxy (pid {proc.pid}) to reload" in result.stdout
+        wait_port(new, proc)
+        assert not listening(old)
+    finally:
+        stop(proc)
+    config = tmp_path / "etc/ovirt-engine/ovirt-websocket-proxy.conf.d/10-setup.conf"
+    assert f"PROXY_PORT={new}\n" in config.read_text()
+    assert f'port="{new}"' in (tmp_path / "etc/firewalld/services/ovirt-websocket-proxy.xml").read_text()
+    assert run("engine-config", "--root", str(tmp_path), "-g", "WebSocketProxy").stdout.startswith(
+        f"WebSocketProxy: localhost:{new} ")
+    assert f"OVESETUP_CONFIG/websocketProxyPort=int:{new}\n" in (tmp_path / POST).read_text()
+
+
+def test_post_install_file_is_read_before_the_questions(tmp_path: Path, engine_setup):
+    (tmp_path / POST).parent.mkdir(parents=True)
+    (tmp_path / POST).write_text("[environment:default]\nOVESETUP_CONFIG/websocketProxyConfig=bool:False\n")
+    result = engine_setup(tmp_path, input="\n")
+    assert result.returncode == 0, result.stdout
+    assert PROMPTS[0] not in result.stdout
+    assert not (tmp_path / "etc/ovirt-engine/ovirt-websocket-proxy.conf.d").exists()
