@@ -12,9 +12,14 @@ WSP_REMOVE = "osetup.remove.websocket-proxy"  # MISC of engine-cleanup: local fi
 # removes them from their machines; engine-cleanup runs it when a plugin defines it.
 WSP_REMOVE_DEPLOYED = "osetup.remove.websocket-proxy.deployed"
 PKI_AVAILABLE = "osetup.pki.ca.available"
+PKI_RENEW_LOCAL = "osetup.pki.renew"  # MISC: the CA and engine certificates, before PKI_AVAILABLE
+# The extension point for proxies deployed with Ansible: an event of that name (MISC, after PKI_AVAILABLE)
+# renews their certificates when OVESETUP_PKI/renew is True, through the deployment's own path.
+PKI_RENEW_DEPLOYED = "osetup.pki.renew.deployed"
 
 # Environment keys shared by several plugins; each is declared in exactly one plugin's KEYS.
 PKI_REQUIRED = "OVESETUP_PKI/required"
+PKI_RENEW = "OVESETUP_PKI/renew"
 FQDN = "OVESETUP_CONFIG/fqdn"
 ENGINE_FQDN = "OVESETUP_ENGINE_CONFIG/fqdn"
 WSP_CONFIG = "OVESETUP_CONFIG/websocketProxyConfig"

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -19,6 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from . import paths
+from .paths import Root
 
 KEY_SIZE = 2048
 CA_DAYS = 3650
@@ -84,8 +87,22 @@ def create_authority(country: str, organization: str, fqdn: str) -> Authority:
     """A new self-signed CA, named like oVirt's (`CN=<fqdn>.<random>`)."""
     key = generate_key()
     name = subject(country, organization, f"{fqdn[:50]}.{x509.random_serial_number() % 100000:05d}")
+    return Authority(_self_signed(key, name), key)
+
+
+def common_name(cert: x509.Certificate) -> str:
+    return _attribute(cert.subject, NameOID.COMMON_NAME, "")
+
+
+def renew_authority(ca: Authority) -> Authority:
+    """The same CA (name and key) with a new validity: what it signed stays valid, browsers that
+    imported it only need the new certificate."""
+    return Authority(_self_signed(ca.key, ca.cert.subject), ca.key)
+
+
+def _self_signed(key: rsa.RSAPrivateKey, name: x509.Name) -> x509.Certificate:
     start = _now() - dt.timedelta(days=1)
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -95,7 +112,6 @@ def create_authority(country: str, organization: str, fqdn: str) -> Authority:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return Authority(cert, key)
 
 
 def _san(fqdn: str) -> x509.GeneralName:
@@ -221,3 +237,53 @@ def public_keys_match(cert_pem_data: bytes, key_pem_data: bytes) -> bool:
     cert = x509.load_pem_x509_certificate(cert_pem_data)
     key = _load_own_key(key_pem_data)
     return cert.public_key().public_numbers() == key.public_key().public_numbers()  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One certificate a run checks: what it is, where, until when, and why it needs renewal (or None)."""
+
+    label: str
+    target: PurePosixPath
+    expires: dt.datetime
+    problem: str | None
+
+
+def renewal_problem(cert_pem_data: bytes, *, need_san: bool = True,
+                    within_days: int = RENEW_WITHIN_DAYS) -> str | None:
+    """Why a certificate must be renewed: it expires within `within_days`, or it lacks a subjectAltName."""
+    cert = x509.load_pem_x509_certificate(cert_pem_data)
+    if need_san:
+        try:
+            cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except x509.ExtensionNotFound:
+            return "has no subjectAltName"
+    if cert.not_valid_after_utc - _now() < dt.timedelta(days=within_days):
+        return f"expires on {cert.not_valid_after_utc:%Y-%m-%d}"
+    return None
+
+
+def certificates_to_check(root: Root) -> list[tuple[str, PurePosixPath]]:
+    """(label, target path) of every certificate below `root` a run checks: the CA, the engine's, the local
+    proxy's, and the engine's copies of deployed proxies' (`certs/websocket-proxy-<fqdn>.cer`), so that
+    checking needs no SSH."""
+    found = [("engine CA", paths.CA_CERT), ("engine", paths.ENGINE_CERT), ("WebSocket proxy", paths.PROXY_CERT)]
+    certs = root.path(paths.PKI_DIR / "certs")
+    for cert in sorted(certs.glob("websocket-proxy-*.cer")) if certs.is_dir() else []:
+        fqdn = cert.name.removeprefix("websocket-proxy-").removesuffix(".cer")
+        found.append((f"WebSocket proxy on {fqdn}", paths.PKI_DIR / "certs" / cert.name))
+    return [(label, target) for label, target in found if root.path(target).is_file()]
+
+
+def check_certificates(root: Root, within_days: int = RENEW_WITHIN_DAYS) -> list[Checked]:
+    """Each certificate of `certificates_to_check` with its expiry and renewal problem."""
+    checked = []
+    for label, target in certificates_to_check(root):
+        data = root.path(target).read_bytes()
+        try:
+            expires = x509.load_pem_x509_certificate(data).not_valid_after_utc
+        except ValueError:
+            raise PKIError(f"{target} is not a PEM certificate") from None
+        problem = renewal_problem(data, need_san=target != paths.CA_CERT, within_days=within_days)
+        checked.append(Checked(label, target, expires, problem))
+    return checked

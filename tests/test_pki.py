@@ -61,3 +61,39 @@ def test_engine_store_round_trip_and_wrong_password(authority):
     assert loaded_cert == cert
     with pytest.raises(pki.PKIError, match="wrong store password"):
         pki.load_engine_store(data, "nope")
+
+
+def test_renewal_problem_expiry_and_missing_san(authority):
+    key = pki.generate_key()
+    assert pki.renewal_problem(pki.cert_pem(pki.issue(authority, key.public_key(), "p.example.test"))) is None
+    soon = pki.issue(authority, key.public_key(), "p.example.test", days=11)
+    assert pki.renewal_problem(pki.cert_pem(soon)) == f"expires on {soon.not_valid_after_utc:%Y-%m-%d}"
+    bare = (x509.CertificateBuilder().subject_name(pki.subject("US", "x", "p")).issuer_name(authority.cert.subject)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(dt.datetime.now(dt.UTC)).not_valid_after(dt.datetime.now(dt.UTC) + dt.timedelta(days=300))
+            .sign(authority.key, pki.hashes.SHA256()))
+    assert pki.renewal_problem(pki.cert_pem(bare)) == "has no subjectAltName"
+    assert pki.renewal_problem(pki.cert_pem(authority.cert), need_san=False) is None
+
+
+def test_renewed_authority_keeps_name_and_key_so_issued_certificates_stay_valid(authority):
+    leaf = pki.issue(authority, pki.generate_key().public_key(), "p.example.test")
+    renewed = pki.renew_authority(authority)
+    assert renewed.cert.subject == authority.cert.subject and renewed.key is authority.key
+    assert renewed.cert.serial_number != authority.cert.serial_number
+    assert pki.certificate_problem(pki.cert_pem(leaf), renewed.cert, "p.example.test") is None
+
+
+def test_certificates_to_check_include_deployed_copies(tmp_path, authority):
+    from ovsetup.paths import Root
+
+    certs = tmp_path / "etc/pki/ovirt-engine/certs"
+    certs.mkdir(parents=True)
+    (tmp_path / "etc/pki/ovirt-engine/ca.pem").write_bytes(pki.cert_pem(authority.cert))
+    leaf = pki.issue(authority, pki.generate_key().public_key(), "h1.example.test", days=11)
+    (certs / "websocket-proxy-h1.example.test.cer").write_bytes(pki.cert_pem(leaf))
+    checked = pki.check_certificates(Root(tmp_path))
+    assert [(c.label, str(c.target)) for c in checked] == [
+        ("engine CA", "/etc/pki/ovirt-engine/ca.pem"),
+        ("WebSocket proxy on h1.example.test", "/etc/pki/ovirt-engine/certs/websocket-proxy-h1.example.test.cer")]
+    assert checked[0].problem is None and checked[1].problem.startswith("expires on")

@@ -16,6 +16,8 @@ from ovsetup.core.stages import Stage
 from ovsetup.core.transaction import FileWrite
 from ovsetup.render import render
 
+from .renew import RenewPlugin
+
 ORGANIZATION = "OVESETUP_PKI/organization"
 COUNTRY = "OVESETUP_PKI/country"
 STORE_PASSWORD = "OVESETUP_PKI/storePassword"
@@ -86,7 +88,8 @@ class PKIPlugin(Plugin):
         owner = paths.SERVICE_USER if self.context.owns_system else None
         if cert_file.exists() and key_file.exists():
             problem = pki.certificate_problem(cert_file.read_bytes(), authority.cert, fqdn)
-            if problem is None and pki.public_keys_match(cert_file.read_bytes(), key_file.read_bytes()):
+            declined = self.env[names.PKI_RENEW] is False and problem == pki.renewal_problem(cert_file.read_bytes())
+            if (problem is None or declined) and pki.public_keys_match(cert_file.read_bytes(), key_file.read_bytes()):
                 self.log.info("Keeping the WebSocket Proxy certificate %s", paths.PROXY_CERT)
                 return
             self.log.info("Issuing a new WebSocket Proxy certificate: the current one %s",
@@ -103,4 +106,4 @@ def _organization(fqdn: str) -> str:
     return domain or "Test"
 
 
-PLUGINS = (PKIPlugin,)
+PLUGINS = (PKIPlugin, RenewPlugin)

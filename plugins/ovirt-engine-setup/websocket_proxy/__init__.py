@@ -17,7 +17,9 @@ from ovsetup.core.stages import Stage
 from ovsetup.core.transaction import FileWrite
 from ovsetup.render import render
 
-PROXY_FILES = (paths.PROXY_SETUP_CONFIG, paths.SYSTEMD_UNIT, paths.PROXY_CERT, paths.PROXY_KEY, paths.ENGINE_CERT)
+# What the running proxy uses: a change restarts it (or, without systemd, a SIGHUP rereads them).
+PROXY_FILES = (paths.PROXY_SETUP_CONFIG, paths.SYSTEMD_UNIT, paths.PROXY_CERT, paths.PROXY_KEY, paths.ENGINE_CERT,
+               paths.CA_CERT)
 
 
 def _enabled(plugin: Plugin) -> bool:
