@@ -36,7 +36,10 @@ class Database:
         return f"the engine database {self.database} on {self.host}:{self.port}"
 
     def connect(self):  # type: ignore[no-untyped-def]
-        import psycopg
+        try:
+            import psycopg
+        except ImportError:
+            raise OptionError(f"{self.describe()} needs psycopg 3 (pip install 'ovirt-engine-wsp[pg]')") from None
 
         try:
             return psycopg.connect(host=self.host, port=self.port, user=self.user, password=self.password,
