@@ -74,3 +74,17 @@ def test_post_install_file_is_read_before_the_questions(tmp_path: Path, engine_s
     assert result.returncode == 0, result.stdout
     assert PROMPTS[0] not in result.stdout
     assert not (tmp_path / "etc/ovirt-engine/ovirt-websocket-proxy.conf.d").exists()
+
+
+def test_upgrade_without_post_install_file_takes_answers_from_the_installed_files(tmp_path, engine_setup):
+    port = free_port()
+    env = ("OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:engine.example.test "
+           f"OVESETUP_CONFIG/websocketProxyPort=int:{port}")
+    assert engine_setup(tmp_path, "--accept-defaults", f"--otopi-environment={env}").returncode == 0
+    (tmp_path / POST).unlink()  # as an installation made before the post-install file existed
+    before = {k: v for k, v in tree(tmp_path).items() if k.startswith("etc/") and k != POST}
+    result = engine_setup(tmp_path, input="\n")
+    assert result.returncode == 0, result.stdout
+    assert not any(prompt in result.stdout for prompt in PROMPTS)
+    assert {k: v for k, v in tree(tmp_path).items() if k in before} == before
+    assert f"OVESETUP_CONFIG/websocketProxyPort=int:{port}\n" in (tmp_path / POST).read_text()

@@ -9,13 +9,16 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
-from ovsetup import fqdn, names, options, paths, pgstore
+from cryptography import x509
+
+from ovsetup import fqdn, names, options, paths, pgstore, pki
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Stage
 from ovsetup.core.transaction import FileWrite
 from ovsetup.render import render
+from wsproxy import configfile
 
 # What the running proxy uses: a change restarts it (or, without systemd, a SIGHUP rereads them).
 PROXY_FILES = (paths.PROXY_SETUP_CONFIG, paths.SYSTEMD_UNIT, paths.PROXY_CERT, paths.PROXY_KEY, paths.ENGINE_CERT,
@@ -38,6 +41,21 @@ class WebSocketProxyPlugin(Plugin):
         EnvKey(names.WSP_PORT, "int", default=paths.DEFAULT_PROXY_PORT, answerfile=True, postinstall=True,
                summary="WebSocket Proxy port", validator=fqdn.port_problem),
     )
+
+    @event(Stage.SETUP)
+    def detect_installed(self) -> None:
+        """An installation made without a post-install file (an upgrade): take its answers from its files."""
+        root = self.context.root
+        config = root.path(paths.PROXY_SETUP_CONFIG)
+        if self.env[names.WSP_CONFIG] is not None or not config.is_file():
+            return
+        self.env[names.WSP_CONFIG] = True
+        installed = configfile.load_files([config])
+        if names.WSP_PORT not in self.env.user_keys and installed.get("PROXY_PORT", "").isdigit():
+            self.env[names.WSP_PORT] = int(installed["PROXY_PORT"])
+        if self.env[names.FQDN] is None and root.path(paths.PROXY_CERT).is_file():
+            self.env[names.FQDN] = pki.common_name(x509.load_pem_x509_certificate(
+                root.path(paths.PROXY_CERT).read_bytes())) or None
 
     @event(Stage.CUSTOMIZATION, name=names.WSP_CUSTOMIZATION)
     def ask(self) -> None:
