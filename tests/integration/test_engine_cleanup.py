@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ENGINE_ENV, run
+from tests.conftest import ENGINE_ENV, command, run
+from tests.integration.proxy.conftest import free_port, stop, wait_port
 
 pytestmark = pytest.mark.integration
 REMOVE = "--otopi-environment=OVESETUP_REMOVE/removeWsp=bool:True"
@@ -83,3 +85,23 @@ def test_cleanup_sets_the_engine_database_option_off(tmp_path, engine_setup, eng
     assert result.returncode == 0, result.stdout
     assert engine_db.option() == ["Off"]
     assert not (tmp_path / "etc/ovirt-engine/engine.conf.d/10-setup-database.conf").exists()
+
+
+def test_cleanup_stops_a_proxy_started_with_the_pidfile(tmp_path, engine_setup):
+    port = free_port()
+    env = ("OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:localhost "
+           f"OVESETUP_CONFIG/websocketProxyPort=int:{port}")
+    assert engine_setup(tmp_path, "--accept-defaults", f"--otopi-environment={env}").returncode == 0
+    pidfile = tmp_path / "run/ovirt-websocket-proxy.pid"
+    pidfile.parent.mkdir()
+    proc = subprocess.Popen([command("ovirt-websocket-proxy"), "--root", str(tmp_path), "--pidfile", str(pidfile)],
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc)
+        result = cleanup(tmp_path, "--accept-defaults", REMOVE)
+        assert result.returncode == 0, result.stdout
+        assert f"Stopping the running proxy (pid {proc.pid})" in result.stdout
+        assert proc.wait(timeout=10) == 0
+    finally:
+        stop(proc)
+    assert not pidfile.exists()

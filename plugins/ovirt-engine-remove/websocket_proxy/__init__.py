@@ -3,11 +3,13 @@ the uninstall manifests (a file changed since setup only when the admin says so)
 `WebSocketProxy` back to `Off`. Removals go through the transaction, so a failed cleanup restores."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path, PurePosixPath
 
-from ovsetup import manifest, names, options, paths, pgstore
+from ovsetup import manifest, names, options, paths, pgstore, service
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
@@ -57,6 +59,14 @@ class RemovePlugin(Plugin):
         if shutil.which("firewall-cmd"):
             subprocess.run(["firewall-cmd", "--permanent", "--remove-service", paths.SERVICE_NAME],
                            capture_output=True)
+
+    @event(Stage.EARLY_MISC, condition=lambda self: _removing(self) and not (
+           self.context.owns_system and Path("/run/systemd/system").is_dir()))
+    def stop_started_by_hand(self) -> None:
+        pid = service.running_proxy(self.context.root.path(paths.PIDFILE))
+        if pid is not None:
+            self.log.info("Stopping the running proxy (pid %d)", pid)
+            os.kill(pid, signal.SIGTERM)
 
     @event(Stage.MISC, name=names.WSP_REMOVE, condition=_removing)
     def remove(self) -> None:

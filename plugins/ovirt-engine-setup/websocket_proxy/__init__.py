@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from cryptography import x509
 
-from ovsetup import fqdn, names, options, paths, pgstore, pki
+from ovsetup import fqdn, names, options, paths, pgstore, pki, service
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
@@ -119,13 +119,10 @@ class WebSocketProxyPlugin(Plugin):
         """A proxy started by hand with `--pidfile <root>/run/ovirt-websocket-proxy.pid` rereads its files."""
         if not self._changed(*PROXY_FILES):
             return
-        try:
-            pid = int(self.context.root.path(paths.PIDFILE).read_text().strip())
-            if b"websocket-proxy" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return  # a stale pidfile: that process is not the proxy
-            os.kill(pid, signal.SIGHUP)
-        except (OSError, ValueError):
+        pid = service.running_proxy(self.context.root.path(paths.PIDFILE))
+        if pid is None:
             return
+        os.kill(pid, signal.SIGHUP)
         self.reloaded = pid
         self.log.info("Told the running proxy (pid %d) to reload its configuration", pid)
 
