@@ -105,3 +105,9 @@ def test_cleanup_stops_a_proxy_started_with_the_pidfile(tmp_path, engine_setup):
     finally:
         stop(proc)
     assert not pidfile.exists()
+
+
+def test_help_names_the_keys():
+    result = run("engine-cleanup", "--help")
+    assert result.returncode == 0
+    assert "OVESETUP_REMOVE/removeWsp" in result.stdout and "removeChangedFiles" in result.stdout
