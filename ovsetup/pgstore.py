@@ -16,9 +16,6 @@ from .options import DEFAULTS, VALIDATORS, VERSION, OptionError, validate
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 5432
-# oVirt's keys in /etc/ovirt-engine/engine.conf.d/10-setup-database.conf
-FILE_KEYS = {"host": "ENGINE_DB_HOST", "port": "ENGINE_DB_PORT", "user": "ENGINE_DB_USER",
-             "password": "ENGINE_DB_PASSWORD", "database": "ENGINE_DB_DATABASE", "secured": "ENGINE_DB_SECURED"}
 
 
 @dataclass(frozen=True)
@@ -55,17 +52,17 @@ class Database:
 
 
 def from_file_values(values: Mapping[str, str]) -> Database | None:
-    """The database named by `10-setup-database.conf` values (`ENGINE_DB_*`), or None without a host."""
-    if not values.get(FILE_KEYS["host"]):
+    """The database that `10-setup-database.conf` values (oVirt's `ENGINE_DB_*`) name, or None without a host."""
+    host = values.get("ENGINE_DB_HOST")
+    if not host:
         return None
-    try:
-        port = int(values.get(FILE_KEYS["port"]) or DEFAULT_PORT)
-    except ValueError:
-        raise OptionError(f"{FILE_KEYS['port']}={values[FILE_KEYS['port']]!r} is not a port number") from None
-    return Database(host=values[FILE_KEYS["host"]], port=port, user=values.get(FILE_KEYS["user"]) or "engine",
-                    password=values.get(FILE_KEYS["password"], ""),
-                    database=values.get(FILE_KEYS["database"]) or "engine",
-                    secured=values.get(FILE_KEYS["secured"], "False").lower() in ("true", "yes", "1", "t", "y"))
+    port = values.get("ENGINE_DB_PORT") or str(DEFAULT_PORT)
+    if not port.isdigit():
+        raise OptionError(f"ENGINE_DB_PORT={port!r} is not a port number")
+    return Database(host=host, port=int(port), user=values.get("ENGINE_DB_USER") or "engine",
+                    password=values.get("ENGINE_DB_PASSWORD", ""),
+                    database=values.get("ENGINE_DB_DATABASE") or "engine",
+                    secured=values.get("ENGINE_DB_SECURED", "").lower() in ("true", "yes", "1", "t", "y"))
 
 
 def from_keys(env: Mapping[str, Any]) -> Database | None:
