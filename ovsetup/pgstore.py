@@ -112,9 +112,14 @@ class PostgresStore:
                 return
             cursor = conn.execute("update vdc_options set option_value = %s where option_name = %s and version = %s",
                                   (value, name, VERSION))
-            if cursor.rowcount == 0:
-                conn.execute("insert into vdc_options (option_name, option_value, version) values (%s, %s, %s)",
-                             (name, value, VERSION))
+            if cursor.rowcount == 0:  # newer engines' tables also hold default_value: fill it as they do
+                with_default = conn.execute("select 1 from information_schema.columns where table_name = "
+                                            "'vdc_options' and column_name = 'default_value'").fetchone()
+                columns, values = ("option_name, option_value, version", (name, value, VERSION))
+                if with_default:
+                    columns, values = columns + ", default_value", (*values, DEFAULTS[name])
+                conn.execute(f"insert into vdc_options ({columns}) values ({', '.join(['%s'] * len(values))})",
+                             values)
         except psycopg.Error as exc:
             raise OptionError(f"cannot write {name} in {self.describe()}: {self.database.reason(exc)}") from None
 

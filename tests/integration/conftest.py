@@ -53,6 +53,6 @@ def pg_cluster() -> Iterator[EngineDB]:
 def engine_db(pg_cluster: EngineDB) -> EngineDB:
     """The session's database with vdc_options as a fresh engine has it."""
     pg_cluster.sql("delete from vdc_options")
-    pg_cluster.sql("insert into vdc_options (option_name, option_value) values ('WebSocketProxy', 'Off'), "
-                   "('WebSocketProxyTicketValiditySeconds', '120')")
+    pg_cluster.sql("insert into vdc_options (option_name, option_value, default_value) values "
+                   "('WebSocketProxy', 'Off', 'Off'), ('WebSocketProxyTicketValiditySeconds', '120', '120')")
     return pg_cluster

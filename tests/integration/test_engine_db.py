@@ -36,6 +36,7 @@ def test_recorded_database_is_found_by_a_rerun_and_a_missing_row_is_inserted(tmp
                          f"--otopi-environment={ENGINE_ENV} OVESETUP_CONFIG/websocketProxyPort=int:6300")
     assert rerun.returncode == 0, rerun.stdout
     assert engine_db.option() == ["engine.example.test:6300"]
+    assert engine_db.sql("select default_value from vdc_options where option_name = 'WebSocketProxy'") == [("Off",)]
 
 
 def test_failure_after_the_database_write_leaves_the_old_value(tmp_path, engine_setup, engine_db):
