@@ -37,3 +37,13 @@ def test_bad_port_in_the_file_is_one_clear_error():
 def test_error_reason_is_one_line_without_the_password():
     error = Exception(f"connection failed: password {DB.password} refused\nDETAIL: more")
     assert DB.reason(error) == "connection failed: password **FILTERED** refused"
+
+
+def test_the_embedded_store_never_imports_psycopg(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from ovsetup.options import open_store; "
+            "from ovsetup.paths import Root; "
+            f"open_store(Root(Path({str(tmp_path)!r}))).get('WebSocketProxy'); print('psycopg' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "False\n"
