@@ -54,9 +54,10 @@ def test_cleanup_removes_what_setup_created_but_keeps_an_edited_file(installed):
 
 def test_yes_to_remove_anyway_removes_the_edited_file_too(installed):
     (installed / FIREWALL).write_text("edited\n")
-    result = cleanup(installed, "--accept-defaults", REMOVE,
-                     "--otopi-environment=OVESETUP_REMOVE/removeChangedFiles=bool:True")
+    result = run("engine-cleanup", "--root", str(installed), input="yes\nyes\n\n")  # typed answers
     assert result.returncode == 0, result.stdout
+    assert "Do you want to remove the WebSocket proxy? (Yes, No) [No]: " in result.stdout
+    assert f"/{FIREWALL}" in result.stdout and "Remove them anyway? (Yes, No) [No]: " in result.stdout
     assert files(installed) == {"etc/pki/other/keep.pem"}
 
 
