@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tests.conftest import ENGINE_ENV, run
+from tests.conftest import ENGINE_ENV, run, tree
 
 pytestmark = pytest.mark.integration
 DB_CONF = "etc/ovirt-engine/engine.conf.d/10-setup-database.conf"
@@ -31,6 +31,10 @@ def test_setup_writes_the_option_and_engine_config_reads_it_back(tmp_path, engin
 def test_recorded_database_is_found_by_a_rerun_and_a_missing_row_is_inserted(tmp_path, engine_setup, engine_db):
     first = engine_setup(tmp_path, "--accept-defaults", f"--otopi-environment={ENGINE_ENV} {engine_db.environment()}")
     assert first.returncode == 0, first.stdout
+    before = {k: v for k, v in tree(tmp_path).items() if k.startswith("etc/")}
+    same = engine_setup(tmp_path, "--accept-defaults")  # everything found in the recorded files
+    assert same.returncode == 0, same.stdout
+    assert {k: v for k, v in tree(tmp_path).items() if k.startswith("etc/")} == before
     engine_db.sql("delete from vdc_options where option_name = 'WebSocketProxy'")
     rerun = engine_setup(tmp_path, "--accept-defaults",
                          f"--otopi-environment={ENGINE_ENV} OVESETUP_CONFIG/websocketProxyPort=int:6300")
