@@ -1,6 +1,8 @@
 """The CONFIGURATION PREVIEW and its confirmation, the SUMMARY frame, and the run's last line."""
 from __future__ import annotations
 
+from ovsetup import paths
+from ovsetup.core.config import read_config_files
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.errors import Aborted
 from ovsetup.core.events import event
@@ -23,6 +25,9 @@ class DialogsPlugin(Plugin):
             value = self.env.get(key.name)
             if key.summary and value is not None:
                 self.dialog.note(f"{key.summary:40}: {'********' if key.secret else value}")
+        if self.env[CONFIRM] is None and self._as_recorded():
+            self.dialog.note("The settings are those the last run recorded: nothing to confirm")
+            return
         if self.env[CONFIRM] is None:
             confirmed = self.dialog.query_boolean(
                 "OVESETUP_DIALOG_CONFIRM_SETTINGS",
@@ -31,6 +36,16 @@ class DialogsPlugin(Plugin):
             self.env.supply(CONFIRM, confirmed)
         if not self.env[CONFIRM]:
             raise Aborted("Configuration was rejected by user")
+
+    def _as_recorded(self) -> bool:
+        """A setup re-run that asked nothing and only repeats what the post-install file records."""
+        post_install = self.context.root.path(paths.POST_INSTALL_CONFIG)
+        if self.context.action != "setup" or not post_install.is_file() or any(
+                name.startswith("QUESTION/") for name in self.env):
+            return False
+        recorded = read_config_files([post_install]).sections["default"]
+        return all(self.env[key.name] == recorded.get(key.name) for key in self.context.keys.values()
+                   if key.summary and key.name in self.env.user_keys)
 
     @event(Stage.CLOSEUP, name=SUMMARY_START)
     def summary_start(self) -> None:
