@@ -61,6 +61,7 @@ setup(
             "engine-config=ovsetup.engine_config:main",
             "ovirt-websocket-proxy=wsproxy.daemon:main",
             "engine-console-ticket=wsproxy.console_ticket:main",
+            "ovirt-websocket-proxy-host=ovsetup.hosttool:main",
         ],
     },
 )
