@@ -19,7 +19,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
@@ -36,6 +36,7 @@ DEFAULT_PREFIX = "/opt/ovirt-websocket-proxy"
 WHEELHOUSE_DIR = PurePosixPath("/var/lib/ovirt-engine/setup/wheelhouse")
 SOURCE_PARTS = ("setup.py", "pyproject.toml", "ovsetup", "wsproxy", "plugins", "templates", "ansible")
 Progress = Callable[[str], None]
+QUIET_ACTIONS = {"ansible.builtin.include_tasks", "ansible.builtin.validate_argument_spec", "validate_argument_spec"}
 
 
 class DeployError(Exception):
@@ -202,7 +203,7 @@ def _progress_handler(progress: Progress) -> Callable[[dict], bool]:
     def handle(event: dict) -> bool:
         kind = event.get("event")
         data = event.get("event_data", {})
-        if kind in statuses and data.get("host"):
+        if kind in statuses and data.get("host") and data.get("task_action") not in QUIET_ACTIONS:
             res = data.get("res") or {}
             status = "changed" if kind == "runner_on_ok" and res.get("changed") else statuses[kind]
             if kind == "runner_on_failed" and data.get("ignore_errors"):
@@ -290,6 +291,42 @@ def _inventory_hosts(inventory_file: Path) -> list[str]:
     data = json.loads(result.stdout)
     return sorted(data.get("_meta", {}).get("hostvars", {}).keys()
                   | {h for group in data.values() if isinstance(group, dict) for h in group.get("hosts", [])})
+
+
+@dataclass
+class Deployment:
+    """What was deployed where: enough for re-runs, certificate renewal and cleanup to reach the hosts."""
+
+    mode: str
+    targets: list[Target]
+    inventory: str | None
+    ssh: Ssh
+    prefix: str
+    port: int
+    forks: int
+    status: dict[str, str] = field(default_factory=dict)  # host: "deployed" or "failed: <task>: <reason>"
+
+    def run_arguments(self) -> dict:
+        """The keyword arguments `deploy()` and `remove()` take for these hosts."""
+        return {"targets": self.targets, "inventory_file": Path(self.inventory) if self.inventory else None,
+                "ssh": self.ssh, "prefix": self.prefix, "port": self.port, "forks": self.forks,
+                "hosts_mode": self.mode == "hosts"}
+
+
+def save_record(root: Root, deployment: Deployment) -> None:
+    """Write the record (0600); it is kept even when a run fails, so cleanup can reach every host."""
+    target = root.path(paths.DEPLOY_RECORD)
+    make_parents(target, 0o700)
+    atomic_write(target, (json.dumps(asdict(deployment), indent=1) + "\n").encode(), 0o600)
+
+
+def load_record(root: Root) -> Deployment | None:
+    """The last recorded deployment below root, or None."""
+    path = root.path(paths.DEPLOY_RECORD)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return Deployment(**{**data, "targets": [Target(**t) for t in data["targets"]], "ssh": Ssh(**data["ssh"])})
 
 
 def deploy(**kwargs) -> DeployResult:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ class UninstallPlugin(Plugin):
     def write_manifest(self) -> None:
         writes = [el for el in self.transaction.elements
                   if isinstance(el, FileWrite) and el.committed and el.changed]
-        if self.context.error is not None or not writes:
+        if (self.context.error is not None and not self.context.kept) or not writes:
             return
         manifest = configparser.RawConfigParser()
         manifest.optionxform = str  # type: ignore[assignment,method-assign]
