@@ -36,7 +36,8 @@ DEFAULT_PREFIX = "/opt/ovirt-websocket-proxy"
 WHEELHOUSE_DIR = PurePosixPath("/var/lib/ovirt-engine/setup/wheelhouse")
 SOURCE_PARTS = ("setup.py", "pyproject.toml", "ovsetup", "wsproxy", "plugins", "templates", "ansible")
 Progress = Callable[[str], None]
-QUIET_ACTIONS = {"ansible.builtin.include_tasks", "ansible.builtin.validate_argument_spec", "validate_argument_spec"}
+QUIET_ACTIONS = {"ansible.builtin.include_tasks", "ansible.builtin.validate_argument_spec", "validate_argument_spec",
+                 "ansible.builtin.set_fact", "ansible.builtin.meta"}
 
 
 class DeployError(Exception):

@@ -1,6 +1,7 @@
 """The target-side steps: key and CSR only when needed, engine-side signing, the offline unit check."""
 from __future__ import annotations
 
+import pytest
 from cryptography import x509
 
 from ovsetup import hosttool, paths, pki
@@ -24,17 +25,22 @@ def test_key_stays_put_and_a_csr_is_made_only_while_no_good_certificate_exists(t
     assert hosttool.csr(**args) is True
     assert key.stat().st_mode & 0o777 == 0o600
     first_key = key.read_bytes()
-    engine_request = root.path(paths.REQUESTS_DIR / "websocket-proxy-h1.example.req")
-    engine_request.parent.mkdir(parents=True)
-    engine_request.write_bytes(request.read_bytes())
-    signed = hosttool.sign(root, "h1.example")
-    assert signed == root.path(paths.PKI_DIR / "certs" / "websocket-proxy-h1.example.cer")
-    cert.write_bytes(signed.read_bytes())
+    signed = hosttool.sign(root, "h1.example", request.read_bytes())
+    assert root.path(paths.REQUESTS_DIR / "websocket-proxy-h1.example.req").read_bytes() == request.read_bytes()
+    assert root.path(paths.PKI_DIR / "certs" / "websocket-proxy-h1.example.cer").read_bytes() == signed
+    cert.write_bytes(signed)
     assert pki.certificate_problem(cert.read_bytes(), ca.cert, "h1.example") is None
     assert hosttool.csr(**args) is False and not request.exists()
     assert key.read_bytes() == first_key
     assert hosttool.csr(**{**args, "fqdn": "other.example"}) is True  # a certificate for another name
     assert x509.load_pem_x509_csr(request.read_bytes()).subject.rfc4514_string() == "CN=other.example"
+
+
+def test_signing_refuses_a_request_that_is_not_a_csr(tmp_path):
+    root = Root(tmp_path)
+    _engine(root)
+    with pytest.raises(pki.PKIError):
+        hosttool.sign(root, "h1.example", b"not a request")
 
 
 def test_the_unit_check_reports_a_missing_program(tmp_path):
