@@ -32,6 +32,7 @@ MODES = ("none", "remote", "hosts")
 PACKAGE = "ovirt-engine-wsp"
 PLAYBOOK = "websocket-proxy.yml"
 GROUP = "websocket_proxy"
+ROLE_PREFIX = "ovirt_websocket_proxy_"  # the role's variables
 DEFAULT_PREFIX = "/opt/ovirt-websocket-proxy"
 WHEELHOUSE_DIR = PurePosixPath("/var/lib/ovirt-engine/setup/wheelhouse")
 SOURCE_PARTS = ("setup.py", "pyproject.toml", "ovsetup", "wsproxy", "plugins", "templates", "ansible")
@@ -169,7 +170,7 @@ def inventory(targets: Sequence[Target], hosts_mode: bool) -> dict:
     for target in targets:
         values: dict = {"ansible_host": target.address} if target.address else {}
         if hosts_mode:
-            values["wsp_allowed_targets"] = [_address(target)]
+            values["ovirt_websocket_proxy_allowed_targets"] = [_address(target)]
         hosts[target.fqdn] = values
     return {GROUP: {"hosts": hosts}}
 
@@ -252,13 +253,14 @@ def run_playbook(*, root: Root, targets: Sequence[Target] = (), inventory_file: 
     """Run the playbook on our host list or an inventory file; the runner's artifacts go to `artifacts`."""
     import ansible_runner  # only when deploying: it costs start-up time
 
-    extravars = {"wsp_state": state, "wsp_prefix": prefix, "wsp_port": port,
-                 "wsp_engine_pki": str(root.path(paths.PKI_DIR)), "wsp_engine_root": str(root.base),
-                 "wsp_engine_python": sys.executable}
+    values: dict[str, object] = {"state": state, "prefix": prefix, "port": port,
+                                 "engine_pki": str(root.path(paths.PKI_DIR)), "engine_root": str(root.base),
+                                 "engine_python": sys.executable}
     if state == "present":
         wheels = wheelhouse(root)
-        extravars.update(wsp_wheelhouse_archive=str(wheels.archive), wsp_wheelhouse_id=wheels.id,
-                         wsp_wheel_python=wheels.python, wsp_requirement=PACKAGE)
+        values.update(wheelhouse_archive=str(wheels.archive), wheelhouse_id=wheels.id, wheel_python=wheels.python,
+                      requirement=PACKAGE)
+    extravars = {f"{ROLE_PREFIX}{name}": value for name, value in values.items()}
     if inventory_file is not None:
         inventory_arg: object = str(inventory_file.resolve())
         extravars["wsp_hosts"] = "all"

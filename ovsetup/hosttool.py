@@ -93,7 +93,7 @@ def _write(path: Path, content: str | bytes, mode: int = 0o644) -> bool:
 
 def configure(spec: dict) -> dict:
     """Write what the proxy reads and, where systemd does not run, an offline-checked unit; make the key and,
-    when needed, a CSR. Returns {"changed": [paths], "csr": PEM or "", "systemd": bool}."""
+    when needed, a CSR. Returns {"changed": bool, "files": [written], "csr": PEM or "", "systemd": bool}."""
     prefix = Path(spec["prefix"])
     systemd = Path("/run/systemd/system").is_dir()
     files: dict[Path, str] = {
@@ -121,7 +121,8 @@ def configure(spec: dict) -> dict:
     request = prefix / "websocket-proxy.req"
     needed = csr(Path(paths.PROXY_KEY), Path(paths.PROXY_CERT), Path(paths.CA_CERT), request, spec["fqdn"],
                  spec["user"])
-    return {"changed": changed, "csr": request.read_text() if needed else "", "systemd": systemd}
+    return {"changed": bool(changed) or needed, "files": changed, "csr": request.read_text() if needed else "",
+            "systemd": systemd}
 
 
 def install_cert(cert_pem: bytes, fqdn: str) -> bool:

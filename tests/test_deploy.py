@@ -20,8 +20,8 @@ def test_bad_host_lines_are_refused(lines):
 def test_hosts_mode_limits_each_proxy_to_its_own_address():
     targets = [deploy.Target("a.example", "10.0.0.1"), deploy.Target("localhost")]
     hosts = deploy.inventory(targets, hosts_mode=True)[deploy.GROUP]["hosts"]
-    assert hosts["a.example"] == {"ansible_host": "10.0.0.1", "wsp_allowed_targets": ["10.0.0.1"]}
-    assert hosts["localhost"]["wsp_allowed_targets"][0] in ("127.0.0.1", "::1")
+    assert hosts["a.example"] == {"ansible_host": "10.0.0.1", "ovirt_websocket_proxy_allowed_targets": ["10.0.0.1"]}
+    assert hosts["localhost"]["ovirt_websocket_proxy_allowed_targets"][0] in ("127.0.0.1", "::1")
     assert deploy.inventory(targets, hosts_mode=False)[deploy.GROUP]["hosts"]["localhost"] == {}
 
 
