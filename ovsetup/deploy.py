@@ -35,6 +35,7 @@ GROUP = "websocket_proxy"
 ROLE_PREFIX = "ovirt_websocket_proxy_"  # the role's variables
 DEFAULT_PREFIX = "/opt/ovirt-websocket-proxy"
 WHEELHOUSE_DIR = PurePosixPath("/var/lib/ovirt-engine/setup/wheelhouse")
+WHEELHOUSE_FORMAT = "2"  # with pip's own wheel, which installs into a venv made --without-pip
 SOURCE_PARTS = ("setup.py", "pyproject.toml", "ovsetup", "wsproxy", "plugins", "templates", "ansible")
 Progress = Callable[[str], None]
 QUIET_ACTIONS = {"ansible.builtin.include_tasks", "ansible.builtin.validate_argument_spec", "validate_argument_spec",
@@ -108,21 +109,22 @@ def _source_digest(top: Path) -> str:
 
 
 def wheelhouse(root: Root) -> Wheelhouse:
-    """The wheels of this product and its dependencies as one tar below root's wheelhouse cache.
+    """The wheels of this product, its dependencies and pip as one tar below root's wheelhouse cache.
 
     Built from this source tree when there is one, else from the package index; reused while the
     source (or version) and the Python version stay the same."""
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     top = _source_tree()
     spec = str(top) if top else f"{PACKAGE}=={metadata.version(PACKAGE)}"
-    key = hashlib.sha256(f"{python}\0{_source_digest(top) if top else spec}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{WHEELHOUSE_FORMAT}\0{python}\0{_source_digest(top) if top else spec}".encode()
+                         ).hexdigest()[:16]
     archive = root.path(WHEELHOUSE_DIR) / f"{PACKAGE}-{key}.tar"
     if archive.is_file():
         return Wheelhouse(archive, key, python)
     log.info("Preparing the wheelhouse for the proxy hosts (%s)", spec)
     with tempfile.TemporaryDirectory(prefix="wsp-wheels-") as tmp:
         result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-                                 "--wheel-dir", tmp, spec], capture_output=True, text=True)
+                                 "--wheel-dir", tmp, spec, "pip"], capture_output=True, text=True)
         if result.returncode != 0:
             log.debug("pip wheel: %s", result.stdout + result.stderr)
             raise DeployError(f"cannot build the wheelhouse from {spec}: {result.stderr.strip().splitlines()[-1:]}")
