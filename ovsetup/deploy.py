@@ -294,8 +294,11 @@ def _inventory_hosts(inventory_file: Path) -> list[str]:
     if result.returncode != 0:
         raise DeployError(f"cannot read the inventory {inventory_file}: {result.stderr.strip()}")
     data = json.loads(result.stdout)
-    return sorted(data.get("_meta", {}).get("hostvars", {}).keys()
-                  | {h for group in data.values() if isinstance(group, dict) for h in group.get("hosts", [])})
+    names = sorted(data.get("_meta", {}).get("hostvars", {}).keys()
+                   | {h for group in data.values() if isinstance(group, dict) for h in group.get("hosts", [])})
+    if not names:
+        raise DeployError(f"the inventory {inventory_file} names no host")
+    return names
 
 
 @dataclass

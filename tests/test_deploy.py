@@ -48,3 +48,11 @@ def test_the_progress_line_names_host_task_and_outcome():
     handle({"event": "runner_on_unreachable", "event_data": {"host": "h", "task": "U", "res": {}}})
     handle({"event": "playbook_on_task_start", "event_data": {"task": "T"}})
     assert lines == ["h: T: changed", "h: U: UNREACHABLE"]
+
+
+def test_an_inventory_file_names_its_hosts(tmp_path):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[hypervisors]\nh1.example ansible_host=10.0.0.1\nh2.example\n\n[other]\nh3.example\n")
+    assert deploy._inventory_hosts(inventory) == ["h1.example", "h2.example", "h3.example"]
+    with pytest.raises(deploy.DeployError):
+        deploy._inventory_hosts(tmp_path / "missing.ini")

@@ -205,3 +205,34 @@ while True:
         pass
     conn.close()
 """
+
+
+def test_remove_stops_the_proxy_and_a_foreign_python_gets_a_clear_error(testhosts_factory, engine_root, monkeypatch,
+                                                                         tmp_path):
+    from ovsetup import deploy
+    from ovsetup.paths import Root
+
+    hosts = testhosts_factory(1)
+    host = hosts.hosts[0]
+    root = Root(engine_root)
+    run("engine-setup", "--root", str(engine_root), "--accept-defaults", "--otopi-environment="
+        "OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:engine.wsp.test")
+    arguments = dict(root=root, targets=[deploy.Target(host.fqdn, host.address)],
+                     ssh=deploy.Ssh(key=hosts.client_key, known_hosts=hosts.known_hosts))
+    real = deploy.wheelhouse(root)
+    monkeypatch.setattr(deploy, "wheelhouse", lambda root: deploy.Wheelhouse(real.archive, "other", "3.99"))
+    result = deploy.deploy(artifacts=tmp_path / "foreign", **arguments)
+    [failed] = result.failed
+    assert failed.task == "Install the proxy into its virtualenv"
+    assert "built for Python 3.99" in failed.reason
+    monkeypatch.undo()
+
+    assert not deploy.deploy(artifacts=tmp_path / "deploy", **arguments).failed
+    assert host.ssh(hosts, f"test -s {PIDFILE}").returncode == 0
+    assert not deploy.remove(artifacts=tmp_path / "remove", **arguments).failed
+    gone = host.ssh(hosts, "ls /opt/ovirt-websocket-proxy /etc/ovirt-engine/ovirt-websocket-proxy.conf.d "
+                           "/etc/pki/ovirt-engine/keys")
+    assert gone.stdout.split() == ["/etc/ovirt-engine/ovirt-websocket-proxy.conf.d:", "/etc/pki/ovirt-engine/keys:",
+                                   "/opt/ovirt-websocket-proxy:"]
+    assert "6100" not in subprocess.run(["ip", "netns", "exec", host.name, "ss", "-ltn"], capture_output=True,
+                                        text=True).stdout
