@@ -266,6 +266,7 @@ def run_playbook(*, root: Root, targets: Sequence[Target] = (), inventory_file: 
     if inventory_file is not None:
         inventory_arg: object = str(inventory_file.resolve())
         extravars["wsp_hosts"] = "all"
+        extravars[f"{ROLE_PREFIX}own_address_only"] = hosts_mode
         names = _inventory_hosts(inventory_file)
     else:
         inventory_arg = inventory(targets, hosts_mode)

@@ -207,7 +207,7 @@ while True:
 """
 
 
-def test_remove_stops_the_proxy_and_a_foreign_python_gets_a_clear_error(testhosts_factory, engine_root, monkeypatch,
+def test_inventory_file_then_remove_and_a_foreign_python_gets_a_clear_error(testhosts_factory, engine_root, monkeypatch,
                                                                          tmp_path):
     from ovsetup import deploy
     from ovsetup.paths import Root
@@ -217,7 +217,9 @@ def test_remove_stops_the_proxy_and_a_foreign_python_gets_a_clear_error(testhost
     root = Root(engine_root)
     run("engine-setup", "--root", str(engine_root), "--accept-defaults", "--otopi-environment="
         "OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:engine.wsp.test")
-    arguments = dict(root=root, targets=[deploy.Target(host.fqdn, host.address)],
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"[hypervisors]\n{host.fqdn} ansible_host={host.address}\n")
+    arguments = dict(root=root, inventory_file=inventory, hosts_mode=True,
                      ssh=deploy.Ssh(key=hosts.client_key, known_hosts=hosts.known_hosts))
     real = deploy.wheelhouse(root)
     monkeypatch.setattr(deploy, "wheelhouse", lambda root: deploy.Wheelhouse(real.archive, "other", "3.99"))
@@ -229,6 +231,8 @@ def test_remove_stops_the_proxy_and_a_foreign_python_gets_a_clear_error(testhost
 
     assert not deploy.deploy(artifacts=tmp_path / "deploy", **arguments).failed
     assert host.ssh(hosts, f"test -s {PIDFILE}").returncode == 0
+    allowed = host.ssh(hosts, "cat /etc/ovirt-engine/ovirt-websocket-proxy.conf.d/20-setup-allowed-targets.conf")
+    assert f"ALLOWED_TARGETS={host.address}\n" in allowed.stdout
     assert not deploy.remove(artifacts=tmp_path / "remove", **arguments).failed
     gone = host.ssh(hosts, "ls /opt/ovirt-websocket-proxy /etc/ovirt-engine/ovirt-websocket-proxy.conf.d "
                            "/etc/pki/ovirt-engine/keys")
