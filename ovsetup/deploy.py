@@ -6,6 +6,7 @@ plain values and return one `DeployResult` naming each host's outcome.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import ipaddress
@@ -246,6 +247,14 @@ def _close_masters(control_dir: str) -> None:
     for sock in Path(control_dir).iterdir():
         subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "placeholder"], capture_output=True)
     shutil.rmtree(control_dir, ignore_errors=True)
+
+
+def artifacts_dir(root: Root, log_file: Path | None, action: str) -> Path:
+    """Where the runner's artifacts go: next to the setup log, named after it."""
+    if log_file is not None:
+        return log_file.with_name(log_file.stem + "-ansible")
+    stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
+    return root.path(paths.LOG_DIR) / f"ovirt-engine-{action}-{stamp}-ansible"
 
 
 def run_playbook(*, root: Root, targets: Sequence[Target] = (), inventory_file: Path | None = None,

@@ -2,7 +2,6 @@
 deployed with Ansible after this host's files are committed; the option changes only when every host passed."""
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from ovsetup import deploy, fqdn, names, options, paths
@@ -122,7 +121,8 @@ class DeployPlugin(Plugin):
         self._record_answers()
         deploy.save_record(root, record)
         self.log.info("Deploying the WebSocket Proxy with Ansible (%s)", _mode(self))
-        result = deploy.deploy(root=root, artifacts=self._artifacts(), progress=self.log.info,
+        artifacts = deploy.artifacts_dir(root, self.context.log_file, self.context.action)
+        result = deploy.deploy(root=root, artifacts=artifacts, progress=self.log.info,
                                **record.run_arguments())
         for host in result.hosts.values():
             record.status[host.name] = "deployed" if host.ok else f"failed: {host.task}: {host.reason}"
@@ -139,13 +139,6 @@ class DeployPlugin(Plugin):
         write = store.update(options.WEBSOCKET_PROXY, f"{host}:{self.env[names.WSP_PORT]}")
         write.prepare()
         write.commit()
-
-    def _artifacts(self) -> Path:
-        log_file = self.context.log_file
-        if log_file is not None:
-            return log_file.with_name(log_file.stem + "-ansible")
-        stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
-        return self.context.root.path(paths.LOG_DIR) / f"ovirt-engine-{self.context.action}-{stamp}-ansible"
 
     @event(Stage.CLOSEUP, after=(names.SUMMARY_START,), before=(names.SUMMARY_END,),
            condition=lambda self: _mode(self) != "none")
