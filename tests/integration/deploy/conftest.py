@@ -70,6 +70,7 @@ def testhosts_factory() -> Iterator:
         yield factory
     finally:
         tear_down(directory)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
