@@ -32,6 +32,7 @@ class BuildWithResources(build_py):
 
 EXTRAS = {
     "deploy": ["ansible-core>=2.16", "ansible-runner>=2.4"],
+    "deploy-lint": ["ansible-lint>=24"],
     "pg": ["psycopg[binary]>=3.1"],
     "test": ["pytest>=8", "ruff"],
     "proxy-test": ["playwright>=1.40", "websockify>=0.11", "numpy"],
@@ -62,6 +63,7 @@ setup(
             "engine-config=ovsetup.engine_config:main",
             "ovirt-websocket-proxy=wsproxy.daemon:main",
             "engine-console-ticket=wsproxy.console_ticket:main",
+            "ovirt-websocket-proxy-host=ovsetup.hosttool:main",
         ],
     },
 )

@@ -32,6 +32,9 @@ UNINSTALL_DIR = ETC_DIR / "uninstall.d"
 SETUP_CONFIG = PurePosixPath("/etc/ovirt-engine-setup.conf")
 SETUP_CONFIG_D = PurePosixPath("/etc/ovirt-engine-setup.conf.d")
 POST_INSTALL_CONFIG = SETUP_CONFIG_D / "20-setup-ovirt-post.conf"
+# The Ansible deployment's answers (read by every later run) and what was deployed where.
+DEPLOY_CONFIG = SETUP_CONFIG_D / "20-setup-websocket-proxy-deploy.conf"
+DEPLOY_RECORD = PurePosixPath("/var/lib/ovirt-engine/setup/websocket-proxy-deploy.json")
 
 LOG_DIR = PurePosixPath("/var/log/ovirt-engine/setup")
 ANSWERS_DIR = PurePosixPath("/var/lib/ovirt-engine/setup/answers")

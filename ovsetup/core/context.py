@@ -16,7 +16,7 @@ from ..paths import Root
 from .config import ConfigValues
 from .dialog import Dialog
 from .environment import Environment, EnvKey
-from .errors import Aborted, Interrupted, PluginError, SetupError
+from .errors import Aborted, IncompleteError, Interrupted, PluginError, SetupError
 from .plugin import Plugin
 from .sequence import Event, build, collect
 from .stages import Stage
@@ -43,6 +43,7 @@ class Context:
         self.transaction = Transaction()
         self.error: SetupError | None = None
         self.restored = True  # False when undoing a failed run left something behind
+        self.kept = False  # True when a failed run kept its changes (IncompleteError)
         self.log_file: Path | None = None
         from .builtin import CorePlugin
 
@@ -154,7 +155,9 @@ class Context:
             log.error("Failed to execute stage '%s': %s", stage.info.description, error)
         if self.error is None:
             self.error = error
-        if not self.transaction.abort():
+        if isinstance(error, IncompleteError) and self.transaction.committed:
+            self.kept = True  # the changes were committed and are what a re-run builds on
+        elif not self.transaction.abort():
             self.restored = False
 
 

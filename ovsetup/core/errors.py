@@ -28,5 +28,9 @@ class Aborted(SetupError):
     """The user declined to go on (for example Cancel at the configuration preview)."""
 
 
+class IncompleteError(SetupError):
+    """A failure after the changes were committed, whose changes are kept on purpose: a re-run finishes the job."""
+
+
 class Interrupted(SetupError):
     """A signal (SIGTERM, SIGHUP, SIGINT) arrived while an event ran."""

@@ -58,8 +58,12 @@ class DialogsPlugin(Plugin):
     @event(Stage.CLEANUP, priority=Priority.LAST)
     def where_is_the_log(self) -> None:
         if self.context.error is not None:
-            state = ("Every file this run changed is back as it was" if self.context.restored
-                     else "Some changes could not be undone: see the log")
+            if self.context.kept:
+                state = "The files this run wrote are kept: run engine-setup again to finish"
+            elif self.context.restored:
+                state = "Every file this run changed is back as it was"
+            else:
+                state = "Some changes could not be undone: see the log"
             self.log.error("%s.", state)
         if self.context.log_file is not None:
             self.log.info("Log file is located at %s", self.context.log_file)

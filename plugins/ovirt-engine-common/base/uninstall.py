@@ -16,7 +16,7 @@ class UninstallPlugin(Plugin):
     def write_manifest(self) -> None:
         writes = [el for el in self.transaction.elements
                   if isinstance(el, FileWrite | SQLiteOptionWrite) and el.committed and el.changed]
-        if self.context.error is not None or not writes:
+        if (self.context.error is not None and not self.context.kept) or not writes:
             return
         root = self.context.root
         files = [manifest.Recorded(w.target, sha256_file(w.path), w.group) for w in writes]

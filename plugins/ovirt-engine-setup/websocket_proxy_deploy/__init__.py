@@ -1,0 +1,152 @@
+"""The WebSocket proxy on other machines: one separate machine (Remote) or every hypervisor host (Hosts),
+deployed with Ansible after this host's files are committed; the option changes only when every host passed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ovsetup import deploy, fqdn, names, options, paths
+from ovsetup.core.config import render_answer_file
+from ovsetup.core.environment import EnvKey
+from ovsetup.core.errors import IncompleteError, SetupError
+from ovsetup.core.events import event
+from ovsetup.core.plugin import Plugin
+from ovsetup.core.stages import Stage
+from ovsetup.core.transaction import atomic_write, make_parents
+
+MODE = "OVESETUP_CONFIG/websocketProxyDeploy"
+REMOTE_HOST = "OVESETUP_CONFIG/websocketProxyRemoteHost"
+HOSTS = "OVESETUP_CONFIG/websocketProxyHosts"
+INVENTORY = "OVESETUP_CONFIG/websocketProxyInventory"
+SSH_USER = "OVESETUP_CONFIG/websocketProxySshUser"
+SSH_PORT = "OVESETUP_CONFIG/websocketProxySshPort"
+SSH_KEY = "OVESETUP_CONFIG/websocketProxySshKey"
+SSH_KNOWN_HOSTS = "OVESETUP_CONFIG/websocketProxySshKnownHosts"
+SSH_ACCEPT_NEW = "OVESETUP_CONFIG/websocketProxySshAcceptNewHostKeys"
+FORKS = "OVESETUP_CONFIG/websocketProxyForks"
+PREFIX = "OVESETUP_CONFIG/websocketProxyInstallPrefix"
+RECORDED = (MODE, REMOTE_HOST, HOSTS, INVENTORY, SSH_USER, SSH_PORT, SSH_KEY, SSH_KNOWN_HOSTS, SSH_ACCEPT_NEW,
+            FORKS, PREFIX)
+
+
+def _mode_problem(value: str) -> str | None:
+    return None if value.lower() in deploy.MODES else f"{value!r} is not one of None, Remote, Hosts"
+
+
+def _positive(value: int) -> str | None:
+    return None if value > 0 else f"{value} is not a positive number"
+
+
+def _mode(plugin: Plugin) -> str:
+    return (plugin.env.get(MODE) or "none").lower()
+
+
+class DeployPlugin(Plugin):
+    KEYS = (
+        EnvKey(MODE, "str", answerfile=True, postinstall=True, summary="Deploy WebSocket Proxy to",
+               validator=_mode_problem),
+        EnvKey(REMOTE_HOST, "str", answerfile=True, postinstall=True, summary="WebSocket Proxy machine"),
+        EnvKey(HOSTS, "multi-str", answerfile=True, postinstall=True, summary="WebSocket Proxy hosts"),
+        EnvKey(INVENTORY, "str", answerfile=True, postinstall=True, summary="WebSocket Proxy inventory"),
+        EnvKey(SSH_USER, "str", default="root", answerfile=True, postinstall=True),
+        EnvKey(SSH_PORT, "int", default=22, answerfile=True, postinstall=True, validator=_positive),
+        EnvKey(SSH_KEY, "str", answerfile=True, postinstall=True),
+        EnvKey(SSH_KNOWN_HOSTS, "str", answerfile=True, postinstall=True),
+        EnvKey(SSH_ACCEPT_NEW, "bool", default=False, answerfile=True, postinstall=True),
+        EnvKey(FORKS, "int", default=10, answerfile=True, postinstall=True, validator=_positive),
+        EnvKey(PREFIX, "str", default=deploy.DEFAULT_PREFIX, answerfile=True, postinstall=True),
+    )
+
+    @event(Stage.CUSTOMIZATION, name=names.WSP_DEPLOY_CUSTOMIZATION, after=(names.WSP_CUSTOMIZATION,),
+           condition=lambda self: self.env[names.WSP_CONFIG] is False)
+    def ask(self) -> None:
+        if self.env[MODE] is None:
+            answer = self.dialog.query(
+                "OVESETUP_CONFIG_WEBSOCKET_PROXY_DEPLOY",
+                "Deploy the WebSocket Proxy to other machines? (@VALUES@) [@DEFAULT@]: ",
+                env_key=MODE, valid=("None", "Remote", "Hosts"), case_sensitive=False, default="None")
+            self.env.supply(MODE, answer.lower())
+        self.env[MODE] = _mode(self)
+        if _mode(self) == "remote" and self.env[REMOTE_HOST] is None:
+            self.env.supply(REMOTE_HOST, self.dialog.query(
+                "OVESETUP_CONFIG_WEBSOCKET_PROXY_REMOTE_HOST",
+                "Fully qualified DNS name of the WebSocket Proxy machine: ", env_key=REMOTE_HOST))
+        if _mode(self) == "hosts" and self.env[HOSTS] is None and self.env[INVENTORY] is None:
+            answer = self.dialog.query(
+                "OVESETUP_CONFIG_WEBSOCKET_PROXY_HOSTS",
+                "Hypervisor hosts, comma-separated ('fqdn' or 'fqdn address' each): ", env_key=HOSTS)
+            self.env.supply(HOSTS, [item.strip() for item in answer.split(",") if item.strip()])
+        if _mode(self) != "none":
+            self.env[names.PKI_REQUIRED] = True  # the engine CA signs every host's request
+
+    def _targets(self) -> list[deploy.Target]:
+        if _mode(self) == "remote":
+            return deploy.parse_hosts([self.env[REMOTE_HOST] or ""])
+        return deploy.parse_hosts(self.env[HOSTS] or []) if self.env[INVENTORY] is None else []
+
+    @event(Stage.VALIDATION, condition=lambda self: _mode(self) != "none")
+    def validate(self) -> None:
+        problems = []
+        try:
+            targets = self._targets()
+            if _mode(self) == "remote" and len(targets) != 1:
+                problems.append(f"{REMOTE_HOST}: give one machine ('fqdn' or 'fqdn address')")
+            problems += [f"{t.fqdn}: {p}" for t in targets for p in [fqdn.syntax_problem(t.fqdn)] if p]
+            if _mode(self) == "hosts" and not targets and self.env[INVENTORY] is None:
+                problems.append(f"no hosts: set {HOSTS} or {INVENTORY}")
+        except deploy.DeployError as exc:
+            problems.append(str(exc))
+        files = [(INVENTORY, self.env[INVENTORY]), (SSH_KEY, self.env[SSH_KEY])]
+        if not self.env[SSH_ACCEPT_NEW]:
+            files.append((SSH_KNOWN_HOSTS, self._ssh().known_hosts_file))
+        problems += [f"{key}: {value} does not exist" for key, value in files if value and not Path(value).is_file()]
+        if problems:
+            raise SetupError("; ".join(problems))
+
+    def _ssh(self) -> deploy.Ssh:
+        return deploy.Ssh(user=self.env[SSH_USER], port=self.env[SSH_PORT], key=self.env[SSH_KEY],
+                          known_hosts=self.env[SSH_KNOWN_HOSTS], accept_new=self.env[SSH_ACCEPT_NEW])
+
+    def _record_answers(self) -> None:
+        """Kept even if the deployment fails: the next run reads them and finishes the job."""
+        target = self.context.root.path(paths.DEPLOY_CONFIG)
+        make_parents(target)
+        atomic_write(target, render_answer_file({k: self.env[k] for k in RECORDED if self.env[k] is not None})
+                     .encode(), 0o600)
+
+    @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _mode(self) != "none")
+    def deploy(self) -> None:
+        root = self.context.root
+        record = deploy.Deployment(_mode(self), self._targets(), self.env[INVENTORY], self._ssh(), self.env[PREFIX],
+                                   self.env[names.WSP_PORT], self.env[FORKS])
+        self._record_answers()
+        deploy.save_record(root, record)
+        self.log.info("Deploying the WebSocket Proxy with Ansible (%s)", _mode(self))
+        artifacts = deploy.artifacts_dir(root, self.context.log_file, self.context.action)
+        result = deploy.deploy(root=root, artifacts=artifacts, progress=self.log.info,
+                               **record.run_arguments())
+        for host in result.hosts.values():
+            record.status[host.name] = "deployed" if host.ok else f"failed: {host.task}: {host.reason}"
+        deploy.save_record(root, record)
+        store = options.open_store(root)
+        old = store.get(options.WEBSOCKET_PROXY)
+        if result.failed or not result.hosts:
+            for host in result.failed:
+                self.log.error("%s: %s: %s", host.name, host.task or "-", host.reason)
+            failed = ", ".join(h.name for h in result.failed) or "every host"
+            raise IncompleteError(f"the WebSocket Proxy was not deployed to {failed}; WebSocketProxy keeps its "
+                                  f"value {old}; the Ansible artifacts are in {result.artifacts}")
+        host = record.targets[0].fqdn if record.mode == "remote" else "Host"
+        write = store.update(options.WEBSOCKET_PROXY, f"{host}:{self.env[names.WSP_PORT]}")
+        write.prepare()
+        write.commit()
+
+    @event(Stage.CLOSEUP, after=(names.SUMMARY_START,), before=(names.SUMMARY_END,),
+           condition=lambda self: _mode(self) != "none")
+    def summary(self) -> None:
+        record = deploy.load_record(self.context.root)
+        hosts = ", ".join(sorted(record.status)) if record else ""
+        self.dialog.note(f"WebSocket Proxy deployed to {hosts} (port {self.env[names.WSP_PORT]}, "
+                         f"{self.env[PREFIX]}); recorded in {paths.DEPLOY_RECORD}")
+
+
+PLUGINS = (DeployPlugin,)

@@ -1,0 +1,51 @@
+"""The target-side steps: key and CSR only when needed, engine-side signing, the offline unit check."""
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+
+from ovsetup import hosttool, paths, pki
+from ovsetup.paths import Root
+
+
+def _engine(root: Root) -> pki.Authority:
+    ca = pki.create_authority("US", "Test", "engine.example")
+    for target, data in ((paths.CA_CERT, pki.cert_pem(ca.cert)), (paths.CA_KEY, pki.key_pem(ca.key))):
+        root.path(target).parent.mkdir(parents=True, exist_ok=True)
+        root.path(target).write_bytes(data)
+    return ca
+
+
+def test_key_stays_put_and_a_csr_is_made_only_while_no_good_certificate_exists(tmp_path):
+    root = Root(tmp_path / "engine")
+    ca = _engine(root)
+    host = tmp_path / "host"
+    key, cert, request = host / "key", host / "cert", host / "host.req"
+    args = dict(key=key, cert=cert, ca=root.path(paths.CA_CERT), request=request, fqdn="h1.example")
+    assert hosttool.csr(**args) is True
+    assert key.stat().st_mode & 0o777 == 0o600
+    first_key = key.read_bytes()
+    signed = hosttool.sign(root, "h1.example", request.read_bytes())
+    assert root.path(paths.REQUESTS_DIR / "websocket-proxy-h1.example.req").read_bytes() == request.read_bytes()
+    assert root.path(paths.PKI_DIR / "certs" / "websocket-proxy-h1.example.cer").read_bytes() == signed
+    cert.write_bytes(signed)
+    assert pki.certificate_problem(cert.read_bytes(), ca.cert, "h1.example") is None
+    assert hosttool.csr(**args) is False and not request.exists()
+    assert key.read_bytes() == first_key
+    assert hosttool.csr(**{**args, "fqdn": "other.example"}) is True  # a certificate for another name
+    assert x509.load_pem_x509_csr(request.read_bytes()).subject.rfc4514_string() == "CN=other.example"
+
+
+def test_signing_refuses_a_request_that_is_not_a_csr(tmp_path):
+    root = Root(tmp_path)
+    _engine(root)
+    with pytest.raises(pki.PKIError):
+        hosttool.sign(root, "h1.example", b"not a request")
+
+
+def test_the_unit_check_reports_a_missing_program(tmp_path):
+    unit = tmp_path / "ovirt-websocket-proxy.service"
+    unit.write_text("[Unit]\nDescription=x\n[Service]\nExecStart=/nowhere/proxy\n[Install]\nWantedBy=multi-user.target\n")
+    assert "/nowhere/proxy" in (hosttool.verify_unit(unit) or "")
+    unit.write_text(unit.read_text().replace("/nowhere/proxy", "/bin/true"))
+    assert hosttool.verify_unit(unit) is None
