@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ovsetup import deploy, fqdn, names, options, paths
+from ovsetup import deploy, fqdn, names, options, paths, pgstore
 from ovsetup.core.config import render_answer_file
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.errors import IncompleteError, SetupError
@@ -127,7 +127,7 @@ class DeployPlugin(Plugin):
         for host in result.hosts.values():
             record.status[host.name] = "deployed" if host.ok else f"failed: {host.task}: {host.reason}"
         deploy.save_record(root, record)
-        store = options.open_store(root)
+        store = options.open_store(root, pgstore.from_keys(self.env))
         old = store.get(options.WEBSOCKET_PROXY)
         if result.failed or not result.hosts:
             for host in result.failed:
