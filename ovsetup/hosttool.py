@@ -50,19 +50,21 @@ def csr(key: Path, cert: Path, ca: Path, request: Path, fqdn: str, owner: str | 
 
     The key belongs to `owner` when that user exists (the service user on systemd hosts)."""
     owner = _existing_user(owner)
-    if not key.exists():
+    renewing = False
+    if cert.exists() and key.exists():
+        ca_cert = x509.load_pem_x509_certificate(ca.read_bytes())
+        if pki.certificate_problem(cert.read_bytes(), ca_cert, fqdn) is None:
+            if pki.public_keys_match(cert.read_bytes(), key.read_bytes()):
+                request.unlink(missing_ok=True)
+                return False
+        else:
+            renewing = True  # a renewed certificate gets a new key, as the local proxy's does
+    if renewing or not key.exists():
         make_parents(key, 0o750)
         atomic_write(key, pki.key_pem(pki.generate_key()), 0o600, owner)
     elif owner is not None and key.stat().st_uid != pwd.getpwnam(owner).pw_uid:
         shutil.chown(key, owner, owner)
-    key_data = key.read_bytes()
-    if cert.exists():
-        ca_cert = x509.load_pem_x509_certificate(ca.read_bytes())
-        if (pki.certificate_problem(cert.read_bytes(), ca_cert, fqdn) is None
-                and pki.public_keys_match(cert.read_bytes(), key_data)):
-            request.unlink(missing_ok=True)
-            return False
-    private = pki._load_own_key(key_data)
+    private = pki._load_own_key(key.read_bytes())
     make_parents(request)
     atomic_write(request, pki.make_csr(private, fqdn), 0o644)
     return True

@@ -8,14 +8,10 @@ WSP_DEPLOY_CUSTOMIZATION = "setup.config.websocket-proxy.deploy.customization"
 FQDN_CUSTOMIZATION = "osetup.network.fqdn.customization"
 WSP_REMOVE_CUSTOMIZATION = "osetup.remove.websocket-proxy.customization"
 WSP_REMOVE = "osetup.remove.websocket-proxy"  # MISC of engine-cleanup: local files and the option
-# The extension point for proxies deployed with Ansible: an event of that name (MISC, after WSP_REMOVE)
-# removes them from their machines; engine-cleanup runs it when a plugin defines it.
+# MISC of engine-cleanup, after WSP_REMOVE: proxies deployed with Ansible, removed from their machines.
 WSP_REMOVE_DEPLOYED = "osetup.remove.websocket-proxy.deployed"
 PKI_AVAILABLE = "osetup.pki.ca.available"
 PKI_RENEW_LOCAL = "osetup.pki.renew"  # MISC: the CA and engine certificates, before PKI_AVAILABLE
-# The extension point for proxies deployed with Ansible: an event of that name (MISC, after PKI_AVAILABLE)
-# renews their certificates when OVESETUP_PKI/renew is True, through the deployment's own path.
-PKI_RENEW_DEPLOYED = "osetup.pki.renew.deployed"
 
 # Environment keys shared by several plugins; each is declared in exactly one plugin's KEYS.
 PKI_REQUIRED = "OVESETUP_PKI/required"

@@ -49,3 +49,19 @@ def test_the_unit_check_reports_a_missing_program(tmp_path):
     assert "/nowhere/proxy" in (hosttool.verify_unit(unit) or "")
     unit.write_text(unit.read_text().replace("/nowhere/proxy", "/bin/true"))
     assert hosttool.verify_unit(unit) is None
+
+
+def test_an_expiring_certificate_brings_a_new_key_and_a_csr_for_it(tmp_path):
+    root = Root(tmp_path / "engine")
+    ca = _engine(root)
+    host = tmp_path / "host"
+    key, cert, request = host / "key", host / "cert", host / "host.req"
+    args = dict(key=key, cert=cert, ca=root.path(paths.CA_CERT), request=request, fqdn="h1.example")
+    hosttool.csr(**args)
+    old_key = key.read_bytes()
+    expiring = pki.issue(ca, pki._load_own_key(old_key).public_key(), "h1.example", days=10)
+    cert.write_bytes(pki.cert_pem(expiring))
+    assert hosttool.csr(**args) is True
+    assert key.read_bytes() != old_key and key.stat().st_mode & 0o777 == 0o600
+    new_public = pki._load_own_key(key.read_bytes()).public_key().public_numbers()
+    assert x509.load_pem_x509_csr(request.read_bytes()).public_key().public_numbers() == new_public

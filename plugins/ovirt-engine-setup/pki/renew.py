@@ -2,8 +2,9 @@
 expires within 60 days or lacks a subjectAltName brings the question `Renew certificates?`.
 
 The CA and the engine keep their keys (a new engine key would break every deployed `engine.cer`, a new
-CA key every browser that imported it); the local proxy gets a new key in `PKIPlugin.proxy_pair`, and
-deployed proxies are renewed by the deployment plugins' event `names.PKI_RENEW_DEPLOYED`.
+CA key every browser that imported it); the local proxy gets a new key in `PKIPlugin.proxy_pair`.
+Deployed proxies are renewed on the deployment's own path: every re-run runs the playbook, whose
+`ovirt-websocket-proxy-host configure` makes a new key and CSR for a certificate that is due.
 """
 from __future__ import annotations
 
