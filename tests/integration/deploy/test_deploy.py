@@ -117,6 +117,22 @@ def test_remote_mode_serves_the_console_and_a_rerun_changes_nothing(testhosts_fa
     assert ": changed" not in again.stdout and ": ok" in again.stdout
     assert proxy_pid(hosts, host) == pid
 
+    cleanup = run("engine-cleanup", "--root", str(engine_root), "--accept-defaults",
+                  "--otopi-environment=OVESETUP_REMOVE/removeWsp=bool:True")
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert f"WebSocket Proxy removed from {host.fqdn}" in cleanup.stdout
+    assert option(engine_root) == "Off"
+    assert host.ssh(hosts, "ls /opt/ovirt-websocket-proxy").stdout.split() == []
+    assert f":{PORT} " not in subprocess.run(["ip", "netns", "exec", host.name, "ss", "-ltn"], capture_output=True,
+                                             text=True).stdout
+    for gone in (pki / f"requests/websocket-proxy-{host.fqdn}.req", pki / f"certs/websocket-proxy-{host.fqdn}.cer",
+                 engine_root / "var/lib/ovirt-engine/setup/websocket-proxy-deploy.json",
+                 engine_root / "etc/ovirt-engine-setup.conf.d/20-setup-websocket-proxy-deploy.conf"):
+        assert not gone.exists(), gone
+    second = run("engine-cleanup", "--root", str(engine_root), "--accept-defaults",
+                 "--otopi-environment=OVESETUP_REMOVE/removeWsp=bool:True")
+    assert second.returncode == 0 and "WebSocket Proxy removed from" not in second.stdout
+
 
 def test_host_keys_are_checked(testhosts_factory, engine_root, tmp_path):
     hosts = testhosts_factory(1)
