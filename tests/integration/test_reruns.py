@@ -78,9 +78,10 @@ def test_port_change_reaches_config_firewall_option_and_running_proxy(tmp_path, 
 def test_post_install_file_is_read_before_the_questions(tmp_path: Path, engine_setup):
     (tmp_path / POST).parent.mkdir(parents=True)
     (tmp_path / POST).write_text("[environment:default]\nOVESETUP_CONFIG/websocketProxyConfig=bool:False\n")
-    result = engine_setup(tmp_path, input="\n")
+    result = engine_setup(tmp_path, input="\n\n")  # the deployment question (None), then the confirmation
     assert result.returncode == 0, result.stdout
     assert PROMPTS[0] not in result.stdout
+    assert "Deploy the WebSocket Proxy to other machines?" in result.stdout
     assert not (tmp_path / "etc/ovirt-engine/ovirt-websocket-proxy.conf.d").exists()
 
 
