@@ -157,6 +157,12 @@ class DeployResult:
     def failed(self) -> list[HostResult]:
         return [host for host in self.hosts.values() if not host.ok]
 
+    def report_failures(self, logger: logging.Logger) -> str:
+        """Log each failed host with its task and reason; return their names for the one-line error."""
+        for host in self.failed:
+            logger.error("%s: %s: %s", host.name, host.task or "-", host.reason)
+        return ", ".join(h.name for h in self.failed) or "every host"
+
 
 def _address(target: Target) -> str:
     if target.address:

@@ -34,9 +34,7 @@ class RemoveDeployedPlugin(Plugin):
         result = deploy.remove(root=root, artifacts=deploy.artifacts_dir(root, self.context.log_file, "cleanup"),
                                progress=self.log.info, **record.run_arguments())
         if result.failed or not result.hosts:
-            for host in result.failed:
-                self.log.error("%s: %s: %s", host.name, host.task or "-", host.reason)
-            failed = ", ".join(h.name for h in result.failed) or "every host"
+            failed = result.report_failures(self.log)
             raise SetupError(f"the WebSocket Proxy could not be removed from {failed}; the Ansible artifacts "
                              f"are in {result.artifacts}")
         targets: list[PurePosixPath] = [paths.DEPLOY_RECORD, paths.DEPLOY_CONFIG]

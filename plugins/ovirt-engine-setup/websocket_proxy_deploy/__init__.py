@@ -130,9 +130,7 @@ class DeployPlugin(Plugin):
         store = options.open_store(root, pgstore.from_keys(self.env))
         old = store.get(options.WEBSOCKET_PROXY)
         if result.failed or not result.hosts:
-            for host in result.failed:
-                self.log.error("%s: %s: %s", host.name, host.task or "-", host.reason)
-            failed = ", ".join(h.name for h in result.failed) or "every host"
+            failed = result.report_failures(self.log)
             raise IncompleteError(f"the WebSocket Proxy was not deployed to {failed}; WebSocketProxy keeps its "
                                   f"value {old}; the Ansible artifacts are in {result.artifacts}")
         host = record.targets[0].fqdn if record.mode == "remote" else "Host"
