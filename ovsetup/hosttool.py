@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from . import paths, pki
+from . import paths, pki, service
 from .core.transaction import atomic_write, make_parents
 from .paths import Root
 from .render import render
@@ -97,7 +97,7 @@ def configure(spec: dict) -> dict:
     """Write what the proxy reads and, where systemd does not run, an offline-checked unit; make the key and,
     when needed, a CSR. Returns {"changed": bool, "files": [written], "csr": PEM or "", "systemd": bool}."""
     prefix = Path(spec["prefix"])
-    systemd = Path("/run/systemd/system").is_dir()
+    systemd = service.systemd_running()
     files: dict[Path, str] = {
         Path(paths.CA_CERT): spec["ca"],
         Path(paths.ENGINE_CERT): spec["engine_cert"],

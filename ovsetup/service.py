@@ -1,5 +1,5 @@
-"""A proxy started by hand (no systemd) with `--pidfile`: find it, so setup can tell it to reload
-(SIGHUP) and cleanup can stop it (SIGTERM)."""
+"""Who runs the proxy: systemd where setup manages the unit, otherwise a proxy started by hand with
+`--pidfile`, which setup tells to reload (SIGHUP) and cleanup stops (SIGTERM)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,3 +13,13 @@ def running_proxy(pidfile: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if b"websocket-proxy" in command_line else None
+
+
+def systemd_running() -> bool:
+    """systemd runs this machine (the test sd_booted() makes)."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def setup_manages_service(owns_system: bool) -> bool:
+    """Setup enables, restarts and stops the unit itself only as root on / with systemd running."""
+    return owns_system and systemd_running()

@@ -7,7 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from ovsetup import manifest, names, options, paths, pgstore, service
 from ovsetup.core.environment import EnvKey
@@ -51,8 +51,8 @@ class RemovePlugin(Plugin):
                 "OVESETUP_REMOVE_CHANGED_FILES", "Remove them anyway? (@VALUES@) [@DEFAULT@]: ",
                 env_key=REMOVE_CHANGED, default=False))
 
-    @event(Stage.EARLY_MISC, condition=lambda self: _removing(self) and self.context.owns_system
-           and Path("/run/systemd/system").is_dir())
+    @event(Stage.EARLY_MISC, condition=lambda self: _removing(self)
+           and service.setup_manages_service(self.context.owns_system))
     def stop_service(self) -> None:
         self.log.info("Stopping %s", paths.SERVICE_NAME)
         subprocess.run(["systemctl", "disable", "--now", paths.SERVICE_NAME], capture_output=True)
@@ -60,8 +60,8 @@ class RemovePlugin(Plugin):
             subprocess.run(["firewall-cmd", "--permanent", "--remove-service", paths.SERVICE_NAME],
                            capture_output=True)
 
-    @event(Stage.EARLY_MISC, condition=lambda self: _removing(self) and not (
-           self.context.owns_system and Path("/run/systemd/system").is_dir()))
+    @event(Stage.EARLY_MISC, condition=lambda self: _removing(self)
+           and not service.setup_manages_service(self.context.owns_system))
     def stop_started_by_hand(self) -> None:
         pid = service.running_proxy(self.context.root.path(paths.PIDFILE))
         if pid is not None:

@@ -30,8 +30,7 @@ def _enabled(plugin: Plugin) -> bool:
 
 
 def _systemd(plugin: Plugin) -> bool:
-    """Setup owns the system and systemd runs it: setup manages the service."""
-    return plugin.context.owns_system and Path("/run/systemd/system").is_dir()
+    return service.setup_manages_service(plugin.context.owns_system)
 
 
 class WebSocketProxyPlugin(Plugin):
