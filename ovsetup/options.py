@@ -9,7 +9,7 @@ import logging
 import re
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import paths
 from .core.transaction import make_parents, remove_dirs
@@ -58,14 +58,6 @@ def validate(name: str, value: str) -> None:
     VALIDATORS[name](value)
 
 
-class OptionWrite(Protocol):
-    """A transaction element that sets one option."""
-
-    def prepare(self) -> None: ...
-    def commit(self) -> None: ...
-    def abort(self) -> None: ...
-
-
 class OptionStore(Protocol):
     def get(self, name: str) -> str: ...
     def update(self, name: str, value: str) -> OptionWrite: ...
@@ -106,25 +98,49 @@ class SQLiteStore:
         return SQLiteOptionWrite(self, name, value)
 
 
-class SQLiteOptionWrite:
-    """Holds the database transaction open from prepare to commit; undoes even after commit.
+class OptionWrite:
+    """One option as a transaction element: `prepare` opens a database transaction (`conn`) and writes,
+    `commit` commits it with the file transaction, `abort` rolls it back or, after commit, restores."""
 
-    Like a `FileWrite`, it tells the uninstall manifest which file it changed (`path`, `target`,
+    def __init__(self, store: OptionStore, name: str, value: str) -> None:
+        self.store, self.name, self.value = store, name, value
+        self.old: str | None = None
+        self.conn: Any = None  # a DB-API connection while the transaction is open
+        self.committed = False
+
+    def __str__(self) -> str:
+        return f"option {self.name} in {self.store.describe()}"
+
+    def commit(self) -> None:
+        if self.conn is not None:
+            self.conn.commit()
+            self.conn.close()
+            self.conn = None
+            self.committed = True
+            log.debug("%s set to %r (was %r)", self, self.value, self.old)
+
+    def _rollback_open(self) -> bool:
+        """Roll back the transaction if it is still open; True if it was."""
+        if self.conn is None:
+            return False
+        self.conn.rollback()
+        self.conn.close()
+        self.conn = None
+        return True
+
+
+class SQLiteOptionWrite(OptionWrite):
+    """Like a `FileWrite`, it tells the uninstall manifest which file it changed (`path`, `target`,
     `group`, `changed`, `created_dirs`)."""
 
     group = "core"
 
     def __init__(self, store: SQLiteStore, name: str, value: str) -> None:
-        self.store, self.name, self.value = store, name, value
+        super().__init__(store, name, value)
+        self.store: SQLiteStore = store
         self.path, self.target = store.path, store.target
-        self.old: str | None = None
-        self.conn: sqlite3.Connection | None = None
         self.created_dirs: list[Path] = []
         self.created_file = False
-        self.committed = False
-
-    def __str__(self) -> str:
-        return f"option {self.name} in {self.store.describe()}"
 
     @property
     def changed(self) -> bool:
@@ -150,20 +166,8 @@ class SQLiteOptionWrite:
         conn.execute("update vdc_options set option_value=? where option_name=? and version=?",
                      (value, self.name, VERSION))
 
-    def commit(self) -> None:
-        if self.conn is not None:
-            self.conn.execute("commit")
-            self.conn.close()
-            self.conn = None
-            self.committed = True
-            log.debug("%s set to %r (was %r)", self, self.value, self.old)
-
     def abort(self) -> None:
-        if self.conn is not None:
-            self.conn.execute("rollback")
-            self.conn.close()
-            self.conn = None
-        elif self.committed and not self.created_file and self.old is not None:
+        if not self._rollback_open() and self.committed and not self.created_file and self.old is not None:
             with sqlite3.connect(self.store.path) as conn:
                 self._write(conn, self.old)
         if self.created_file:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import names
-from .options import DEFAULTS, VALIDATORS, VERSION, OptionError, validate
+from .options import DEFAULTS, VALIDATORS, VERSION, OptionError, OptionWrite, validate
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 5432
@@ -128,18 +128,10 @@ class PostgresStore:
         return PostgresOptionWrite(self, name, value)
 
 
-class PostgresOptionWrite:
-    """Writes in prepare inside a database transaction, commits with the file transaction; undoes even
-    after commit (restoring the old row) until the run ends."""
+class PostgresOptionWrite(OptionWrite):
+    """After commit, abort restores the old row (until the run ends)."""
 
-    def __init__(self, store: PostgresStore, name: str, value: str) -> None:
-        self.store, self.name, self.value = store, name, value
-        self.old: str | None = None
-        self.conn: Any = None
-        self.committed = False
-
-    def __str__(self) -> str:
-        return f"option {self.name} in {self.store.describe()}"
+    store: PostgresStore
 
     def prepare(self) -> None:
         self.conn = self.store.database.connect()
@@ -150,20 +142,8 @@ class PostgresOptionWrite:
             return
         self.store.write(self.conn, self.name, self.value)
 
-    def commit(self) -> None:
-        if self.conn is not None:
-            self.conn.commit()
-            self.conn.close()
-            self.conn = None
-            self.committed = True
-            log.debug("%s set to %r (was %r)", self, self.value, self.old)
-
     def abort(self) -> None:
-        if self.conn is not None:
-            self.conn.rollback()
-            self.conn.close()
-            self.conn = None
-        elif self.committed:
+        if not self._rollback_open() and self.committed:
             with self.store.database.connect() as conn:
                 self.store.write(conn, self.name, self.old)
         self.committed = False
