@@ -16,12 +16,17 @@ def _engine(root: Root) -> pki.Authority:
     return ca
 
 
-def test_key_stays_put_and_a_csr_is_made_only_while_no_good_certificate_exists(tmp_path):
+def _host(tmp_path) -> tuple[Root, pki.Authority, dict]:
+    """An engine root with its CA, and `hosttool.csr` arguments for a host `h1.example` beside it."""
     root = Root(tmp_path / "engine")
-    ca = _engine(root)
     host = tmp_path / "host"
-    key, cert, request = host / "key", host / "cert", host / "host.req"
-    args = dict(key=key, cert=cert, ca=root.path(paths.CA_CERT), request=request, fqdn="h1.example")
+    return root, _engine(root), dict(key=host / "key", cert=host / "cert", ca=root.path(paths.CA_CERT),
+                                     request=host / "host.req", fqdn="h1.example")
+
+
+def test_key_stays_put_and_a_csr_is_made_only_while_no_good_certificate_exists(tmp_path):
+    root, ca, args = _host(tmp_path)
+    key, cert, request = args["key"], args["cert"], args["request"]
     assert hosttool.csr(**args) is True
     assert key.stat().st_mode & 0o777 == 0o600
     first_key = key.read_bytes()
@@ -52,11 +57,8 @@ def test_the_unit_check_reports_a_missing_program(tmp_path):
 
 
 def test_an_expiring_certificate_brings_a_new_key_and_a_csr_for_it(tmp_path):
-    root = Root(tmp_path / "engine")
-    ca = _engine(root)
-    host = tmp_path / "host"
-    key, cert, request = host / "key", host / "cert", host / "host.req"
-    args = dict(key=key, cert=cert, ca=root.path(paths.CA_CERT), request=request, fqdn="h1.example")
+    root, ca, args = _host(tmp_path)
+    key, cert, request = args["key"], args["cert"], args["request"]
     hosttool.csr(**args)
     old_key = key.read_bytes()
     expiring = pki.issue(ca, pki._load_own_key(old_key).public_key(), "h1.example", days=10)

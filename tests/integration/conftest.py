@@ -56,3 +56,18 @@ def engine_db(pg_cluster: EngineDB) -> EngineDB:
     pg_cluster.sql("insert into vdc_options (option_name, option_value, default_value) values "
                    "('WebSocketProxy', 'Off', 'Off'), ('WebSocketProxyTicketValiditySeconds', '120', '120')")
     return pg_cluster
+
+
+@pytest.fixture
+def install_on_free_port(engine_setup):
+    """Configure the proxy below a root on a free loopback port, non-interactively; returns the port."""
+    from tests.integration.proxy.conftest import free_port
+
+    def install(root: Path, fqdn: str = "localhost") -> int:
+        port = free_port()
+        env = (f"OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:{fqdn} "
+               f"OVESETUP_CONFIG/websocketProxyPort=int:{port}")
+        result = engine_setup(root, "--accept-defaults", f"--otopi-environment={env}")
+        assert result.returncode == 0, result.stdout
+        return port
+    return install

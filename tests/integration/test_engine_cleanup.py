@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ENGINE_ENV, command, run
-from tests.integration.proxy.conftest import free_port, stop, wait_port
+from tests.integration.proxy.conftest import stop, wait_port
 
 pytestmark = pytest.mark.integration
 REMOVE = "--otopi-environment=OVESETUP_REMOVE/removeWsp=bool:True"
@@ -88,11 +88,8 @@ def test_cleanup_sets_the_engine_database_option_off(tmp_path, engine_setup, eng
     assert not (tmp_path / "etc/ovirt-engine/engine.conf.d/10-setup-database.conf").exists()
 
 
-def test_cleanup_stops_a_proxy_started_with_the_pidfile(tmp_path, engine_setup):
-    port = free_port()
-    env = ("OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:localhost "
-           f"OVESETUP_CONFIG/websocketProxyPort=int:{port}")
-    assert engine_setup(tmp_path, "--accept-defaults", f"--otopi-environment={env}").returncode == 0
+def test_cleanup_stops_a_proxy_started_with_the_pidfile(tmp_path, install_on_free_port):
+    port = install_on_free_port(tmp_path)
     pidfile = tmp_path / "run/ovirt-websocket-proxy.pid"
     pidfile.parent.mkdir()
     proc = subprocess.Popen([command("ovirt-websocket-proxy"), "--root", str(tmp_path), "--pidfile", str(pidfile)],

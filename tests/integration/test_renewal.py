@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from ovsetup import pki
 from tests.conftest import command, tls_handshake
-from tests.integration.proxy.conftest import free_port, stop, wait_port
+from tests.integration.proxy.conftest import stop, wait_port
 
 pytestmark = pytest.mark.integration
 PKI = Path("etc/pki/ovirt-engine")
@@ -42,13 +42,8 @@ def served_certificate(port: int, ca: Path, name: str) -> bytes:
 
 
 @pytest.fixture
-def installed(tmp_path, engine_setup) -> tuple[Path, int]:
-    port = free_port()
-    env = ("OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:localhost "
-           f"OVESETUP_CONFIG/websocketProxyPort=int:{port}")
-    result = engine_setup(tmp_path, "--accept-defaults", f"--otopi-environment={env}")
-    assert result.returncode == 0, result.stdout
-    return tmp_path, port
+def installed(tmp_path, install_on_free_port) -> tuple[Path, int]:
+    return tmp_path, install_on_free_port(tmp_path)
 
 
 def test_expiring_proxy_certificate_is_renewed_with_a_new_key_and_served(installed, engine_setup):

@@ -47,11 +47,8 @@ def closed_soon(port: int, timeout: float = 5.0) -> bool:
     return False
 
 
-def test_port_change_reaches_config_firewall_option_and_running_proxy(tmp_path, engine_setup):
-    old, new = free_port(), free_port()
-    env = "OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:localhost"
-    assert engine_setup(tmp_path, "--accept-defaults",
-                        f"--otopi-environment={env} OVESETUP_CONFIG/websocketProxyPort=int:{old}").returncode == 0
+def test_port_change_reaches_config_firewall_option_and_running_proxy(tmp_path, engine_setup, install_on_free_port):
+    old, new = install_on_free_port(tmp_path), free_port()
     pidfile = tmp_path / "run/ovirt-websocket-proxy.pid"
     pidfile.parent.mkdir()
     proc = subprocess.Popen([command("ovirt-websocket-proxy"), "--root", str(tmp_path), "--pidfile", str(pidfile)],
@@ -85,11 +82,9 @@ def test_post_install_file_is_read_before_the_questions(tmp_path: Path, engine_s
     assert not (tmp_path / "etc/ovirt-engine/ovirt-websocket-proxy.conf.d").exists()
 
 
-def test_upgrade_without_post_install_file_takes_answers_from_the_installed_files(tmp_path, engine_setup):
-    port = free_port()
-    env = ("OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:engine.example.test "
-           f"OVESETUP_CONFIG/websocketProxyPort=int:{port}")
-    assert engine_setup(tmp_path, "--accept-defaults", f"--otopi-environment={env}").returncode == 0
+def test_upgrade_without_post_install_file_takes_answers_from_the_installed_files(tmp_path, engine_setup,
+                                                                                  install_on_free_port):
+    port = install_on_free_port(tmp_path, "engine.example.test")
     (tmp_path / POST).unlink()  # as an installation made before the post-install file existed
     before = {k: v for k, v in tree(tmp_path).items() if k.startswith("etc/") and k != POST}
     result = engine_setup(tmp_path, input="\n")
