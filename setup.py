@@ -2,7 +2,7 @@
 
 `pip install .` must give a working install: the top-level `plugins/`, `templates/` and `ansible/`
 trees are copied into the `ovsetup` package as `ovsetup/share/...` at build time, and
-`ovsetup.paths.resource_dir()` finds them there (or in the source tree for a checkout).
+`ovsetup.resources.resource_dir()` finds them there (or in the source tree for a checkout).
 """
 import shutil
 from pathlib import Path
@@ -45,9 +45,9 @@ setup(
     version="0.1.0",
     description="engine-setup for the noVNC console's WebSocket proxy",
     python_requires=">=3.11",
-    packages=find_packages(include=["ovsetup", "ovsetup.*", "wsproxy", "wsproxy.*"]),
+    packages=find_packages(include=["ovcommon", "ovcommon.*", "ovsetup", "ovsetup.*", "wsproxy", "wsproxy.*"]),
     include_package_data=True,
-    package_data={"wsproxy": ["*.conf", "static/**/*"]},
+    package_data={"wsproxy": ["*.conf", "static/**/*", "templates/*"]},
     install_requires=[
         "cryptography>=41",
         "jinja2>=3.1",
@@ -62,7 +62,7 @@ setup(
             "engine-cleanup=ovsetup.cli:cleanup_main",
             "engine-config=ovsetup.engine_config:main",
             "ovirt-websocket-proxy=wsproxy.daemon:main",
-            "engine-console-ticket=wsproxy.console_ticket:main",
+            "engine-console-ticket=ovsetup.console_ticket:main",
             "ovirt-websocket-proxy-host=ovsetup.hosttool:main",
         ],
     },

@@ -8,13 +8,15 @@ import string
 import sys
 from pathlib import Path
 
-from . import paths
+from ovcommon import paths
+from ovcommon.paths import Root
+
 from .core.config import ConfigValues, expand, read_config_files
 from .core.context import Context
 from .core.environment import parse_statements
 from .core.errors import SetupError, UsageError
 from .core.log import close_handlers, setup_console
-from .paths import Root, resource_dir
+from .resources import resource_dir
 
 SETUP_GROUPS = ["ovirt-engine-common", "ovirt-engine-setup"]
 CLEANUP_GROUPS = ["ovirt-engine-common", "ovirt-engine-remove"]

@@ -24,9 +24,11 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
-from . import paths
+from ovcommon import paths
+from ovcommon.paths import Root
+
 from .core.transaction import atomic_write, make_parents
-from .paths import Root, resource_dir
+from .resources import resource_dir
 
 log = logging.getLogger(__name__)
 MODES = ("none", "remote", "hosts")

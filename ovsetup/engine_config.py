@@ -5,9 +5,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from ovcommon.paths import Root
+
 from .core.transaction import Transaction
 from .options import OptionError, open_store
-from .paths import Root
 
 
 def parser() -> argparse.ArgumentParser:

@@ -23,9 +23,11 @@ from pathlib import Path
 
 from cryptography import x509
 
-from . import paths, pki, service
+from ovcommon import paths
+from ovcommon.paths import Root
+
+from . import pki, service
 from .core.transaction import atomic_write, make_parents
-from .paths import Root
 from .render import render
 
 PROG = "ovirt-websocket-proxy-host"

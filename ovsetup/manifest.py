@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import paths
+from ovcommon import paths
+from ovcommon.paths import Root
+
 from .core.transaction import sha256_file
-from .paths import Root
 
 GROUP_DESCRIPTIONS = {"core": "Core files", "ca_pki": "Engine PKI", "ca_pki_wsp": "WSP PKI keys"}
 

@@ -11,9 +11,10 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import paths
+from ovcommon import paths
+from ovcommon.paths import Root
+
 from .core.transaction import make_parents, remove_dirs
-from .paths import Root
 
 if TYPE_CHECKING:
     from .pgstore import Database
@@ -189,7 +190,7 @@ def open_store(root: Root, database: Database | None = None) -> OptionStore:
 
 def recorded_database(root: Root) -> Database | None:
     """The database `10-setup-database.conf` names (oVirt's `ENGINE_DB_*` keys), if any."""
-    from wsproxy.configfile import ConfigSyntaxError, load_files
+    from ovcommon.configfile import ConfigSyntaxError, load_files
 
     from . import pgstore
 

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import paths
-from .paths import Root
+from ovcommon import paths
+from ovcommon.paths import Root
 
 KEY_SIZE = 2048
 CA_DAYS = 3650

@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-from .paths import resource_dir
+from .resources import resource_dir
 
 _SHELL_SPECIAL = re.compile(r'([\\"$`])')
 

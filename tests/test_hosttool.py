@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 
-from ovsetup import hosttool, paths, pki
-from ovsetup.paths import Root
+from ovcommon import paths
+from ovcommon.paths import Root
+from ovsetup import hosttool, pki
 
 
 def _engine(root: Root) -> pki.Authority:

@@ -1,9 +1,9 @@
 """Uninstall manifests: written and read back in oVirt's format; the newest manifest wins; changes seen."""
 import hashlib
 
+from ovcommon.paths import Root
 from ovsetup import manifest
 from ovsetup.core.transaction import FileRemove, Transaction
-from ovsetup.paths import Root
 
 
 def write(root, name, entries, dirs=None):

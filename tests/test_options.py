@@ -1,9 +1,9 @@
 import pytest
 
+from ovcommon.paths import Root
 from ovsetup.core.transaction import Transaction
 from ovsetup.engine_config import main as engine_config
 from ovsetup.options import OptionError, SQLiteStore, validate_websocket_proxy
-from ovsetup.paths import Root
 
 
 @pytest.mark.parametrize("value", ["Off", "Engine:6100", "Host:6100", "engine.example.com:6100",

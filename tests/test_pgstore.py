@@ -1,9 +1,9 @@
 """The PostgreSQL option store's pure parts: where the database is, and errors without the password."""
 import pytest
 
+from ovcommon.paths import Root
 from ovsetup import pgstore
 from ovsetup.options import OptionError, open_store, recorded_database
-from ovsetup.paths import Root
 from ovsetup.render import render
 
 DB = pgstore.Database(host="db.example.test", port=5433, user="engine", password='s3cr${x}"t', database="engine")
@@ -44,6 +44,6 @@ def test_the_embedded_store_never_imports_psycopg(tmp_path):
     import sys
 
     code = ("import sys; from pathlib import Path; from ovsetup.options import open_store; "
-            "from ovsetup.paths import Root; "
+            "from ovcommon.paths import Root; "
             f"open_store(Root(Path({str(tmp_path)!r}))).get('WebSocketProxy'); print('psycopg' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "False\n"

@@ -85,7 +85,7 @@ def test_renewed_authority_keeps_name_and_key_so_issued_certificates_stay_valid(
 
 
 def test_certificates_to_check_include_deployed_copies(tmp_path, authority):
-    from ovsetup.paths import Root
+    from ovcommon.paths import Root
 
     certs = tmp_path / "etc/pki/ovirt-engine/certs"
     certs.mkdir(parents=True)

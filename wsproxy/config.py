@@ -12,8 +12,8 @@ from typing import Literal
 
 from cryptography import x509
 
-from ovsetup.paths import PROXY_CONFIG, PROXY_CONFIG_D, Root
-from wsproxy.configfile import ConfigSyntaxError, conf_d_files, load_files, parse_bool
+from ovcommon.configfile import ConfigSyntaxError, conf_d_files, load_files, parse_bool
+from ovcommon.paths import PROXY_CONFIG, PROXY_CONFIG_D, Root
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.conf")
 NOVNC_CANDIDATES = ("/usr/share/novnc", "/usr/local/share/novnc")

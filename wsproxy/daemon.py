@@ -12,7 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
-from ovsetup.paths import Root
+from ovcommon.paths import Root
 from wsproxy import config as configuration
 from wsproxy.config import ConfigError
 from wsproxy.server import Proxy, bind

@@ -16,13 +16,14 @@ from websockets.exceptions import NegotiationError
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from ovsetup.paths import Root
+from ovcommon.paths import Root
+from ovcommon.ticket import TicketError, Verifier
 from wsproxy import config as configuration
 from wsproxy import vencrypt, web
 from wsproxy.config import ConfigError, ProxyConfig
 from wsproxy.netio import connect, recv_some, send_all, tls_handshake, wait_fd
 from wsproxy.relay import Session
-from wsproxy.ticket import ReplayCache, TicketError, Verifier
+from wsproxy.replay import ReplayCache
 
 log = logging.getLogger("wsproxy")
 HANDSHAKE_TIMEOUT = 15.0

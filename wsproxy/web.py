@@ -14,8 +14,6 @@ from pathlib import Path
 
 import jinja2
 
-from ovsetup.paths import resource_dir
-
 STATIC_DIR = Path(__file__).with_name("static")
 CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
                "connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
@@ -50,7 +48,7 @@ def response(status: int, body: bytes = b"", content_type: str = "text/plain; ch
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(resource_dir("templates")),
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
                               autoescape=True, undefined=jinja2.StrictUndefined)
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, TextIO
 
-from ..paths import Root
+from ovcommon.paths import Root
+
 from .config import ConfigValues
 from .dialog import Dialog
 from .environment import Environment, EnvKey

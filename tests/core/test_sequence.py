@@ -1,11 +1,11 @@
 import pytest
 
+from ovcommon.paths import Root
 from ovsetup.core.context import Context
 from ovsetup.core.errors import PluginError
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Priority, Stage
-from ovsetup.paths import Root
 
 order: list[str] = []
 

@@ -74,11 +74,11 @@ def test_failure_at_rename_leaves_everything_as_it_was(tmp_path, monkeypatch):
 def test_sigterm_during_a_run_undoes_its_files(tmp_path):
     import signal
 
+    from ovcommon.paths import Root
     from ovsetup.core.context import Context
     from ovsetup.core.events import event
     from ovsetup.core.plugin import Plugin
     from ovsetup.core.stages import Stage
-    from ovsetup.paths import Root
 
     existing = tmp_path / "kept.conf"
     existing.write_text("original\n")

@@ -26,7 +26,7 @@ def test_wheel_install_runs_outside_the_source_tree(tmp_path):
         [venv / "bin/engine-setup", "--root", str(root), "--accept-defaults", f"--otopi-environment={ENGINE_ENV}"],
         capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stdout + result.stderr
-    shipped = subprocess.run([venv / "bin/python", "-c", "import ovsetup.paths as p; "
+    shipped = subprocess.run([venv / "bin/python", "-c", "import ovsetup.resources as p; "
                               "print(p.resource_dir('plugins'), p.resource_dir('templates'))"],
                              capture_output=True, text=True, cwd=tmp_path, check=True).stdout
     assert str(venv) in shipped and str(SOURCE) not in shipped

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ovsetup import paths
-from ovsetup.paths import Root
+from ovcommon import paths
+from ovcommon.paths import Root
 
 STORE_PASSWORD = "mypass"
 

@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from ovsetup.paths import Root
+from ovcommon.paths import Root
 from tests.proxy.pkitools import write_override
 from wsproxy import config
 from wsproxy.config import ConfigError

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsproxy.configfile import ConfigSyntaxError, load_files, parse_bool, parse_text
+from ovcommon.configfile import ConfigSyntaxError, load_files, parse_bool, parse_text
 
 
 def test_values_quotes_escapes_and_comments():

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from ovsetup import paths
-from ovsetup.paths import Root
-from wsproxy import console_ticket
-from wsproxy.ticket import Target, Verifier
+from ovcommon import paths
+from ovcommon.paths import Root
+from ovcommon.ticket import Target, Verifier
+from ovsetup import console_ticket
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

@@ -8,10 +8,11 @@ import urllib.parse
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 
-from ovsetup import paths
-from ovsetup.paths import Root
-from wsproxy import ticket as tk
-from wsproxy.ticket import ReplayCache, Target, TicketError, Verifier
+from ovcommon import paths
+from ovcommon import ticket as tk
+from ovcommon.paths import Root
+from ovcommon.ticket import Target, TicketError, Verifier
+from wsproxy.replay import ReplayCache
 
 NOW = 1_800_000_000.0
 

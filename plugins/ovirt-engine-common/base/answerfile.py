@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from ovsetup import paths
+from ovcommon import paths
 from ovsetup.core.config import render_answer_file
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.events import event

@@ -1,7 +1,7 @@
 """The CONFIGURATION PREVIEW and its confirmation, the SUMMARY frame, and the run's last line."""
 from __future__ import annotations
 
-from ovsetup import paths
+from ovcommon import paths
 from ovsetup.core.config import read_config_files
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.errors import Aborted

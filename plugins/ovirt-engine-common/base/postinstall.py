@@ -3,7 +3,7 @@
 `/etc/ovirt-engine-setup.conf.d/*.conf` before every run."""
 from __future__ import annotations
 
-from ovsetup import paths
+from ovcommon import paths
 from ovsetup.core.config import render_answer_file
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ovsetup import manifest, paths
+from ovcommon import paths
+from ovsetup import manifest
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Priority, Stage

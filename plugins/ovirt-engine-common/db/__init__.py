@@ -3,7 +3,8 @@ before any change; recorded (0600, oVirt's `ENGINE_DB_*` keys) for engine-config
 Without a host, the option store is the embedded SQLite file."""
 from __future__ import annotations
 
-from ovsetup import fqdn, names, options, paths, pgstore
+from ovcommon import paths
+from ovsetup import fqdn, names, options, pgstore
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin

@@ -9,7 +9,8 @@ import signal
 import subprocess
 from pathlib import PurePosixPath
 
-from ovsetup import manifest, names, options, paths, pgstore, service
+from ovcommon import paths
+from ovsetup import manifest, names, options, pgstore, service
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin

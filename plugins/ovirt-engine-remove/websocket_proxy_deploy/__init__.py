@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ovsetup import deploy, names, paths
+from ovcommon import paths
+from ovsetup import deploy, names
 from ovsetup.core.errors import SetupError
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin

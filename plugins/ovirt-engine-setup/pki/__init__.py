@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ovsetup import names, paths, pki
+from ovcommon import paths
+from ovsetup import names, pki
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.errors import SetupError
 from ovsetup.core.events import event

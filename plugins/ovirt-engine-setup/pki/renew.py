@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ovsetup import names, paths, pki
+from ovcommon import paths
+from ovsetup import names, pki
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ovsetup import deploy, fqdn, names, options, paths, pgstore
+from ovcommon import paths
+from ovsetup import deploy, fqdn, names, options, pgstore
 from ovsetup.core.config import render_answer_file
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.errors import IncompleteError, SetupError

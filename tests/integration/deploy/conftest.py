@@ -4,6 +4,7 @@ Needs root (network namespaces); the tests are skipped otherwise. CI runs them a
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 TOOL = Path(__file__).resolve().parents[3] / "scripts" / "testhosts"
+HOSTS_LOCK = "/run/lock/wsp-testhosts.lock"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ def testhosts_factory() -> Iterator:
     """`factory(n)` brings up n fresh hosts (replacing any this module brought up before)."""
     if os.geteuid() != 0:
         pytest.skip("test hosts need root (network namespaces)")
+    # The hosts' names and bridge are machine-wide: one test run at a time may hold them.
+    lock = open(HOSTS_LOCK, "w")  # noqa: SIM115 (held for the module's lifetime)
+    fcntl.flock(lock, fcntl.LOCK_EX)
     directory = Path(tempfile.mkdtemp(prefix="wsp-th-", dir="/tmp"))
 
     def factory(count: int) -> SshHosts:
@@ -71,13 +76,14 @@ def testhosts_factory() -> Iterator:
     finally:
         tear_down(directory)
         shutil.rmtree(directory, ignore_errors=True)
+        lock.close()
 
 
 @pytest.fixture(scope="session")
 def wheelhouse_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The product's wheelhouse, built once per session; each test copies it below its own --root."""
+    from ovcommon.paths import Root
     from ovsetup import deploy
-    from ovsetup.paths import Root
 
     return deploy.wheelhouse(Root(tmp_path_factory.mktemp("wheelhouse-root"))).archive
 
@@ -85,8 +91,8 @@ def wheelhouse_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def engine_root(tmp_path: Path, wheelhouse_tar: Path) -> Path:
     """An empty --root for engine-setup whose wheelhouse cache already holds the session's wheelhouse."""
+    from ovcommon.paths import Root
     from ovsetup import deploy
-    from ovsetup.paths import Root
 
     root = tmp_path / "root"
     cache = Root(root).path(deploy.WHEELHOUSE_DIR)

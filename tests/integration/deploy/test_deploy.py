@@ -225,8 +225,8 @@ while True:
 
 def test_inventory_file_then_remove_and_a_foreign_python_gets_a_clear_error(testhosts_factory, engine_root, monkeypatch,
                                                                          tmp_path):
+    from ovcommon.paths import Root
     from ovsetup import deploy
-    from ovsetup.paths import Root
 
     hosts = testhosts_factory(1)
     host = hosts.hosts[0]

@@ -37,7 +37,7 @@ def command(name: str) -> list[str]:
     found = shutil.which(name)
     if found:
         return [found]
-    module = {"ovirt-websocket-proxy": "wsproxy.daemon", "engine-console-ticket": "wsproxy.console_ticket"}[name]
+    module = {"ovirt-websocket-proxy": "wsproxy.daemon", "engine-console-ticket": "ovsetup.console_ticket"}[name]
     return [sys.executable, "-m", module]
 
 

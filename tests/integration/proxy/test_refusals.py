@@ -15,8 +15,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from ovcommon import ticket as tk
 from tests.proxy.test_ticket import forge
-from wsproxy import ticket as tk
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from ovsetup.paths import ENGINE_PKI_CONFIG, ENGINE_PROTOCOLS_CONFIG, ENGINE_STORE, Root
-from wsproxy import ticket
-from wsproxy.configfile import ConfigSyntaxError, load_files
+from ovcommon import ticket
+from ovcommon.configfile import ConfigSyntaxError, load_files
+from ovcommon.paths import ENGINE_PKI_CONFIG, ENGINE_PROTOCOLS_CONFIG, ENGINE_STORE, Root
 
 PROG = "engine-console-ticket"
 PASSWORD_KEY = "ENGINE_PKI_ENGINE_STORE_PASSWORD"

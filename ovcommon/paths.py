@@ -65,15 +65,3 @@ class Root:
     @property
     def is_system(self) -> bool:
         return self.base.resolve() == Path("/")
-
-
-def resource_dir(name: str) -> Path:
-    """Locate a shipped resource tree (`plugins`, `templates`, `ansible`).
-
-    An installed package carries them in `ovsetup/share/`; a source checkout has them at the top.
-    """
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "share" / name, here.parent / name):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"resource tree {name!r} not found next to {here}")

@@ -1,0 +1,5 @@
+"""What the setup side (`ovsetup`) and the proxy (`wsproxy`) share: the path table and `--root`
+re-rooting, oVirt's shell-like `KEY=value` files, and the console ticket codec.
+
+A leaf: it imports nothing of ours, so either side can be installed and used without the other.
+"""
