@@ -34,7 +34,7 @@ EXTRAS = {
     "deploy": ["ansible-core>=2.16", "ansible-runner>=2.4"],
     "deploy-lint": ["ansible-lint>=24"],
     "pg": ["psycopg[binary]>=3.1"],
-    "test": ["pytest>=8", "ruff"],
+    "test": ["pytest>=8", "ruff", "hypothesis>=6"],
     "proxy-test": ["playwright>=1.40", "websockify>=0.11", "numpy"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})  # what CI installs
