@@ -26,6 +26,7 @@ OVIRT_KEYS = frozenset({
 OUR_KEYS = frozenset({
     "TICKET_CLOCK_SKEW", "ALLOWED_TARGETS", "ALLOWED_TARGET_PORTS", "ALLOWED_ORIGINS",
     "CONSOLE_PARENT_ORIGINS", "NOVNC_DIR", "MAX_SESSIONS", "IDLE_TIMEOUT", "METRICS",
+    "VNC_TLS_CA", "VNC_TLS_VERIFY_NAME", "VNC_TLS_CLIENT_CERT", "VNC_TLS_CLIENT_KEY",
 })
 KNOWN_KEYS = OVIRT_KEYS | OUR_KEYS
 TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
@@ -63,6 +64,10 @@ class ProxyConfig:
     max_sessions: int
     idle_timeout: float
     metrics: Literal["off", "loopback", "any"]
+    vnc_tls_ca: Path
+    vnc_tls_verify_name: bool
+    vnc_tls_client_cert: Path | None
+    vnc_tls_client_key: Path | None
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -85,6 +90,25 @@ class ProxyConfig:
             ctx.load_cert_chain(self.ssl_certificate, self.ssl_key)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError("SSL_KEY", f"cannot load {self.ssl_certificate} with {self.ssl_key}: {exc}") from None
+        return ctx
+
+    def vnc_tls_context(self) -> ssl.SSLContext:
+        """TLS toward a VeNCrypt VNC server: its chain must lead to VNC_TLS_CA, and (VNC_TLS_VERIFY_NAME)
+        its certificate must name the ticket's host."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.check_hostname = self.vnc_tls_verify_name
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        try:
+            ctx.load_verify_locations(cafile=self.vnc_tls_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("VNC_TLS_CA", f"cannot load CA certificates from {self.vnc_tls_ca}: {exc}") from None
+        if self.vnc_tls_client_cert is not None and self.vnc_tls_client_key is not None:
+            try:
+                ctx.load_cert_chain(self.vnc_tls_client_cert, self.vnc_tls_client_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError("VNC_TLS_CLIENT_KEY", f"cannot load {self.vnc_tls_client_cert} with "
+                                  f"{self.vnc_tls_client_key}: {exc}") from None
         return ctx
 
     def target_allowed(self, address: str, port: int) -> bool:
@@ -126,9 +150,13 @@ def _int(raw: dict[str, str], key: str, lo: int, hi: int) -> int:
     return value
 
 
-def _bool(raw: dict[str, str], key: str) -> bool:
+def _bool(raw: dict[str, str], key: str, empty: bool = False) -> bool:
+    """oVirt's boolean; a missing or empty value means `empty`."""
+    text = raw.get(key, "")
+    if not text.strip():
+        return empty
     try:
-        return parse_bool(raw.get(key, ""))
+        return parse_bool(text)
     except ValueError as exc:
         raise ConfigError(key, str(exc)) from None
 
@@ -221,6 +249,14 @@ def from_values(raw: dict[str, str], root: Root | None = None) -> ProxyConfig:
     metrics = raw.get("METRICS", "loopback").strip().lower()
     if metrics not in ("off", "loopback", "any"):
         raise ConfigError("METRICS", f"{metrics!r} is not one of off, loopback, any")
+    client_cert = _file(raw, "VNC_TLS_CLIENT_CERT", root)
+    client_key = _file(raw, "VNC_TLS_CLIENT_KEY", root)
+    if (client_cert is None) != (client_key is None):
+        raise ConfigError("VNC_TLS_CLIENT_KEY" if client_key is None else "VNC_TLS_CLIENT_CERT",
+                          "VNC_TLS_CLIENT_CERT and VNC_TLS_CLIENT_KEY go together")
+    vnc_ca = _file(raw, "VNC_TLS_CA", root)
+    if vnc_ca is None:
+        raise ConfigError("VNC_TLS_CA", "not set: VeNCrypt VNC servers cannot be verified")
     config = ProxyConfig(
         host=None if host in ("*", "") else host,
         port=_int(raw, "PROXY_PORT", 0, 65535),
@@ -240,7 +276,12 @@ def from_values(raw: dict[str, str], root: Root | None = None) -> ProxyConfig:
         max_sessions=_int(raw, "MAX_SESSIONS", 1, 1_000_000),
         idle_timeout=float(_int(raw, "IDLE_TIMEOUT", 0, 7 * 86400)),
         metrics=metrics,  # type: ignore[arg-type]
+        vnc_tls_ca=vnc_ca,
+        vnc_tls_verify_name=_bool(raw, "VNC_TLS_VERIFY_NAME", empty=True),
+        vnc_tls_client_cert=client_cert,
+        vnc_tls_client_key=client_key,
         warnings=warnings,
     )
-    config.ssl_context()  # load the key pair now, so a bad one stops start-up naming its key
+    config.ssl_context()  # load the key pairs now, so a bad one stops start-up naming its key
+    config.vnc_tls_context()
     return config

@@ -126,7 +126,6 @@ class Proxy:
         self._tasks: set[asyncio.Task] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._target_tls = vencrypt.client_context()
         self.apply(config)
 
     @property
@@ -138,6 +137,7 @@ class Proxy:
         if ctx is not None:
             ctx.num_tickets = 0  # no session tickets: less per-connection state
         self.config, self.ssl_ctx = config, ctx
+        self.target_tls = config.vnc_tls_context()
         self.verifier = Verifier(config.engine_cert, config.clock_skew)
 
     # --- lifecycle ---
@@ -337,7 +337,11 @@ class Proxy:
         prefix, swallow = b"", b""
         if target.ssl_target:
             try:
-                negotiated = await vencrypt.negotiate(loop, server, self._target_tls)
+                negotiated = await vencrypt.negotiate(loop, server, self.target_tls, target.host)
+            except ssl.SSLCertVerificationError as exc:
+                server.close()
+                reason = "target-tls-name" if vencrypt.is_name_failure(exc) else "target-tls-chain"
+                raise Refused(502, reason, f"{target.host}:{target.port}: {exc.verify_message}") from None
             except (vencrypt.VeNCryptError, OSError, ssl.SSLError, ConnectionError) as exc:
                 server.close()
                 raise Refused(502, "target-vencrypt", str(exc)) from None

@@ -1,8 +1,9 @@
 """VeNCrypt X509VNC toward a VNC server that wants TLS (libvirt's `vnc_tls`), as oVirt's proxy does.
 
 The proxy answers the RFB version and the VeNCrypt negotiation itself, terminates the TLS toward
-the server, and tells the browser's noVNC that the server offers plain VNC authentication, so the
-VNC password exchange passes through end to end (inside TLS on the server's side).
+the server (verifying its certificate: see `ProxyConfig.vnc_tls_context`), and tells the browser's
+noVNC that the server offers plain VNC authentication, so the VNC password exchange passes through
+end to end (inside TLS on the server's side).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ RFB_38 = b"RFB 003.008\n"
 VENCRYPT = 19
 X509VNC = 261
 VNC_AUTH = 2
+X509_V_ERR_HOSTNAME_MISMATCH = 62
+X509_V_ERR_IP_ADDRESS_MISMATCH = 64
 
 
 class VeNCryptError(Exception):
@@ -31,16 +34,14 @@ class Negotiated:
     from_client: bytes  # what the browser will answer, swallowed by the proxy
 
 
-def client_context() -> ssl.SSLContext:
-    """TLS toward the hypervisor: like oVirt, the server's certificate is not checked."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    return ctx
+def is_name_failure(exc: ssl.SSLCertVerificationError) -> bool:
+    """Whether the chain verified but the certificate names another host (or address)."""
+    return exc.verify_code in (X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH)
 
 
-async def negotiate(loop: asyncio.AbstractEventLoop, sock: socket.socket, ctx: ssl.SSLContext) -> Negotiated:
+async def negotiate(loop: asyncio.AbstractEventLoop, sock: socket.socket, ctx: ssl.SSLContext,
+                    host: str) -> Negotiated:
+    """The VeNCrypt exchange, then TLS verified by `ctx` (its check_hostname decides whether `host` must match)."""
     reader = Reader(loop, sock)
     version = await reader.exactly(12)
     if version != RFB_38:
@@ -69,6 +70,7 @@ async def negotiate(loop: asyncio.AbstractEventLoop, sock: socket.socket, ctx: s
         raise VeNCryptError("server refused X509VNC")
     if reader.buffer:
         raise VeNCryptError("server sent data before the TLS handshake")
-    tls = ctx.wrap_socket(sock, server_side=False, do_handshake_on_connect=False)
+    tls = ctx.wrap_socket(sock, server_side=False, do_handshake_on_connect=False,
+                          server_hostname=host if ctx.check_hostname else None)
     await tls_handshake(loop, tls)
     return Negotiated(tls, RFB_38 + bytes([1, VNC_AUTH]), RFB_38 + bytes([VNC_AUTH]))

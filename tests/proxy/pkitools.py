@@ -94,10 +94,10 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
     os.chmod(path, mode)
 
 
-def write_engine_pki(root: Path, port: int = 6100, fqdn: str = "localhost") -> EnginePKI:
-    """Write CA, engine store, proxy pair, 10-setup.conf and the engine.conf.d files below root."""
+def write_engine_pki(root: Path, port: int = 6100, fqdn: str = "localhost", ca: Pair | None = None) -> EnginePKI:
+    """Write CA (a new one unless given), engine store, proxy pair, 10-setup.conf and the engine.conf.d files."""
     r = Root(root)
-    ca = make_ca()
+    ca = ca or make_ca()
     engine = issue(ca, fqdn, (fqdn,))
     proxy = issue(ca, fqdn)
     _write(r.path(paths.CA_CERT), ca.cert_pem)

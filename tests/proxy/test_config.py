@@ -38,6 +38,18 @@ def test_conf_d_sorted_last_wins(pki):
     assert not cfg.target_allowed("192.168.1.1", 5901)
 
 
+def test_vnc_side_tls_verifies_by_default(pki):
+    cfg = config.load(Root(pki.root))
+    assert cfg.vnc_tls_ca == pki.ca_file and cfg.vnc_tls_verify_name
+    ctx = cfg.vnc_tls_context()
+    assert ctx.verify_mode is ssl.CERT_REQUIRED and ctx.check_hostname
+    write_override(pki.root, "VNC_TLS_VERIFY_NAME=False\n"
+                   "VNC_TLS_CLIENT_CERT=/etc/pki/ovirt-engine/certs/websocket-proxy.cer\n"
+                   "VNC_TLS_CLIENT_KEY=/etc/pki/ovirt-engine/keys/websocket-proxy.key.nopass\n")
+    ctx = config.load(Root(pki.root)).vnc_tls_context()
+    assert ctx.verify_mode is ssl.CERT_REQUIRED and not ctx.check_hostname
+
+
 def test_unknown_key_is_a_warning(pki):
     write_override(pki.root, "TRACE_ENABLE=False\nFROBNICATE=1\n")
     assert config.load(Root(pki.root)).warnings == ("FROBNICATE: unknown key, ignored",)
@@ -62,6 +74,13 @@ def test_unknown_key_is_a_warning(pki):
     ("SSL_CIPHERS=NOTACIPHER\n", "SSL_CIPHERS"),
     ("SSL_KEY=/etc/pki/ovirt-engine/ca.pem\n", "SSL_KEY"),
     ('PROXY_PORT="6100\n', "PROXY_PORT"),
+    ("VNC_TLS_CA=/etc/pki/ovirt-engine/missing-ca.pem\n", "VNC_TLS_CA"),
+    ("VNC_TLS_CA=/etc/ovirt-engine/ovirt-websocket-proxy.conf.d/10-setup.conf\n", "VNC_TLS_CA"),
+    ("VNC_TLS_CA=\n", "VNC_TLS_CA"),
+    ("VNC_TLS_VERIFY_NAME=perhaps\n", "VNC_TLS_VERIFY_NAME"),
+    ("VNC_TLS_CLIENT_CERT=/etc/pki/ovirt-engine/certs/websocket-proxy.cer\n", "VNC_TLS_CLIENT_KEY"),
+    ("VNC_TLS_CLIENT_CERT=/etc/pki/ovirt-engine/certs/websocket-proxy.cer\n"
+     "VNC_TLS_CLIENT_KEY=/etc/pki/ovirt-engine/ca.pem\n", "VNC_TLS_CLIENT_KEY"),
 ])
 def test_bad_config_names_the_key(pki, text, key):
     write_override(pki.root, text)

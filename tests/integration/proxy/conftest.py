@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.pkitools import EnginePKI, issue, make_ca, write_engine_pki, write_override
+from tests.proxy.pkitools import EnginePKI, Pair, issue, make_ca, write_engine_pki, write_override
 
 BIN = Path(sys.executable).parent
 VNC_PASSWORD = "secret12"
@@ -116,16 +116,38 @@ def xvnc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vnc]:
 
 
 @pytest.fixture(scope="session")
-def xvnc_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vnc]:
-    """TigerVNC that wants VeNCrypt X509VNC, as libvirt's vnc_tls does."""
+def engine_ca() -> Pair:
+    """The engine CA of every test's engine_root: it also issues the VeNCrypt servers' certificates."""
+    return make_ca("engine-ca")
+
+
+def _xvnc_tls(tmp_path_factory: pytest.TempPathFactory, pair: Pair) -> Iterator[Vnc]:
+    """TigerVNC that wants VeNCrypt X509VNC, as libvirt's vnc_tls does, with the given certificate."""
     workdir = tmp_path_factory.mktemp("xvnc-tls")
-    pair = issue(make_ca("hypervisor-ca"), "localhost")
     (workdir / "vnc.key").write_bytes(pair.key_pem)
     (workdir / "vnc.crt").write_bytes(pair.cert_pem)
     vnc = start_xvnc(workdir, "-SecurityTypes", "X509Vnc", "-X509Key", str(workdir / "vnc.key"),
                      "-X509Cert", str(workdir / "vnc.crt"))
     yield vnc
     stop(vnc.proc)
+
+
+@pytest.fixture(scope="session")
+def xvnc_tls(tmp_path_factory: pytest.TempPathFactory, engine_ca: Pair) -> Iterator[Vnc]:
+    """X509Vnc with a certificate from the engine CA for localhost, 127.0.0.1 and ::1."""
+    yield from _xvnc_tls(tmp_path_factory, issue(engine_ca, "localhost"))
+
+
+@pytest.fixture(scope="session")
+def xvnc_tls_other_name(tmp_path_factory: pytest.TempPathFactory, engine_ca: Pair) -> Iterator[Vnc]:
+    """X509Vnc with a certificate from the engine CA for another host."""
+    yield from _xvnc_tls(tmp_path_factory, issue(engine_ca, "vnc.example", ("vnc.example", "192.0.2.9")))
+
+
+@pytest.fixture(scope="session")
+def xvnc_tls_other_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vnc]:
+    """X509Vnc with a certificate for the right names from a CA the engine does not know."""
+    yield from _xvnc_tls(tmp_path_factory, issue(make_ca("hypervisor-ca"), "localhost"))
 
 
 class Canary:
@@ -197,9 +219,9 @@ class ProxyProcess:
 
 
 @pytest.fixture
-def engine_root(tmp_path: Path) -> EnginePKI:
+def engine_root(tmp_path: Path, engine_ca: Pair) -> EnginePKI:
     """An engine PKI and proxy config as engine-setup writes them, on a free port."""
-    return write_engine_pki(tmp_path / "root", port=free_port())
+    return write_engine_pki(tmp_path / "root", port=free_port(), ca=engine_ca)
 
 
 def start_proxy(pki: EnginePKI, workdir: Path, *args: str) -> ProxyProcess:
