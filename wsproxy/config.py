@@ -26,6 +26,7 @@ OVIRT_KEYS = frozenset({
 OUR_KEYS = frozenset({
     "TICKET_CLOCK_SKEW", "ALLOWED_TARGETS", "ALLOWED_TARGET_PORTS", "ALLOWED_ORIGINS",
     "CONSOLE_PARENT_ORIGINS", "NOVNC_DIR", "MAX_SESSIONS", "IDLE_TIMEOUT", "METRICS",
+    "MAX_FRAME_SIZE", "MAX_SESSION_BUFFER", "HANDSHAKE_TIMEOUT", "MAX_HANDSHAKES",
     "VNC_TLS_CA", "VNC_TLS_VERIFY_NAME", "VNC_TLS_CLIENT_CERT", "VNC_TLS_CLIENT_KEY",
 })
 KNOWN_KEYS = OVIRT_KEYS | OUR_KEYS
@@ -63,6 +64,10 @@ class ProxyConfig:
     novnc_dir: Path | None
     max_sessions: int
     idle_timeout: float
+    max_frame_size: int
+    max_session_buffer: int
+    handshake_timeout: float
+    max_handshakes: int
     metrics: Literal["off", "loopback", "any"]
     vnc_tls_ca: Path
     vnc_tls_verify_name: bool
@@ -275,6 +280,10 @@ def from_values(raw: dict[str, str], root: Root | None = None) -> ProxyConfig:
         novnc_dir=_novnc(raw, root),
         max_sessions=_int(raw, "MAX_SESSIONS", 1, 1_000_000),
         idle_timeout=float(_int(raw, "IDLE_TIMEOUT", 0, 7 * 86400)),
+        max_frame_size=_int(raw, "MAX_FRAME_SIZE", 1024, 64 * 1024 * 1024),
+        max_session_buffer=_int(raw, "MAX_SESSION_BUFFER", 16 * 1024, 64 * 1024 * 1024),
+        handshake_timeout=float(_int(raw, "HANDSHAKE_TIMEOUT", 1, 3600)),
+        max_handshakes=_int(raw, "MAX_HANDSHAKES", 1, 1_000_000),
         metrics=metrics,  # type: ignore[arg-type]
         vnc_tls_ca=vnc_ca,
         vnc_tls_verify_name=_bool(raw, "VNC_TLS_VERIFY_NAME", empty=True),

@@ -14,8 +14,7 @@ from collections import deque
 from typing import Protocol
 
 RECV_SIZE = 256 * 1024
-HIGH_WATER = 512 * 1024
-LOW_WATER = 64 * 1024
+HIGH_WATER = 512 * 1024  # MAX_SESSION_BUFFER's default; a channel resumes its feeders at an eighth of it
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
@@ -27,12 +26,17 @@ class Handler(Protocol):
 
 
 class Channel:
-    """One connected socket: reads feed the handler, writes queue when the socket is full."""
+    """One connected socket: reads feed the handler, writes queue when the socket is full.
+
+    When the queue passes `high_water` the handler hears `channel_backlog(full=True)` and must stop
+    reading every socket whose input feeds this queue; `full=False` comes at an eighth of it.
+    """
 
     __slots__ = ("loop", "sock", "fd", "handler", "tls", "_out", "_out_size", "_pinned", "reading",
-                 "_writer", "_backlog", "closed", "_close_when_flushed")
+                 "_writer", "_backlog", "closed", "_close_when_flushed", "_high")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, handler: Handler) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, handler: Handler,
+                 high_water: int = HIGH_WATER) -> None:
         self.loop = loop
         self.sock = sock
         self.fd = sock.fileno()
@@ -46,9 +50,15 @@ class Channel:
         self._backlog = False
         self.closed = False
         self._close_when_flushed = False
+        self._high = high_water
+
+    @property
+    def backlogged(self) -> bool:
+        """Whether the output queue passed the high-water mark and has not drained yet."""
+        return self._backlog
 
     def resume_reading(self) -> None:
-        if self.reading or self.closed:
+        if self.reading or self.closed or self._close_when_flushed:
             return
         self.reading = True
         self.loop.add_reader(self.fd, self._readable)
@@ -101,7 +111,7 @@ class Channel:
         if not self._writer:
             self._writer = True
             self.loop.add_writer(self.fd, self._writable)
-        if not self._backlog and self._out_size > HIGH_WATER:
+        if not self._backlog and self._out_size > self._high:
             self._backlog = True
             self.handler.channel_backlog(self, True)
 
@@ -128,7 +138,7 @@ class Channel:
             self._out.popleft()
         self._writer = False
         self.loop.remove_writer(self.fd)
-        if self._backlog and self._out_size <= LOW_WATER:
+        if self._backlog and self._out_size <= self._high // 8:
             self._backlog = False
             self.handler.channel_backlog(self, False)
         if self._close_when_flushed:

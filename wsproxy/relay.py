@@ -36,8 +36,9 @@ class Session:
         self.peer = peer
         self.target = target
         self.ws = ws
-        self.client = Channel(loop, client_sock, self)
-        self.server = Channel(loop, server_sock, self)
+        limit = proxy.config.max_session_buffer
+        self.client = Channel(loop, client_sock, self, limit)
+        self.server = Channel(loop, server_sock, self, limit)
         self.base64 = subprotocol == "base64"
         self.started = self.last_active = time.monotonic()
         self.to_target = self.to_client = 0
@@ -81,11 +82,15 @@ class Session:
             self.finish()
 
     def channel_backlog(self, channel: Channel, full: bool) -> None:
-        other = self.server if channel is self.client else self.client
-        if full:
-            other.pause_reading()
-        elif not self.closed:
-            other.resume_reading()
+        """Read only what cannot grow a full queue: the client's input feeds both queues (relayed data
+        to the server, and the pongs and close frames it asks for), the server's only the client's."""
+        if self.closed:
+            return
+        for reader, feeds in ((self.client, (self.client, self.server)), (self.server, (self.client,))):
+            if any(queue.backlogged for queue in feeds):
+                reader.pause_reading()
+            else:
+                reader.resume_reading()
 
     # --- WebSocket side ---
     def _send_to_client(self, data: bytes) -> None:

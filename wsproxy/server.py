@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import ipaddress
 import itertools
 import logging
@@ -26,10 +27,11 @@ from wsproxy.relay import Session
 from wsproxy.replay import ReplayCache
 
 log = logging.getLogger("wsproxy")
-HANDSHAKE_TIMEOUT = 15.0
 CONNECT_TIMEOUT = 10.0
 MAX_REQUEST = 65536
-MAX_FRAME = 4 * 1024 * 1024
+ACCEPT_PAUSE = 1.0  # seconds without accepting after the process ran out of descriptors
+ACCEPT_LOG_INTERVAL = 60.0  # at most one "out of descriptors" line per this many seconds
+_NO_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ws_log = logging.getLogger("wsproxy.websockets")
 _ws_log.setLevel(logging.WARNING)  # its debug lines would print the request path, i.e. the ticket
 
@@ -126,6 +128,12 @@ class Proxy:
         self._tasks: set[asyncio.Task] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handshakes = 0
+        self._accepting = False
+        self._paused_until = 0.0  # monotonic time before which accepting stays paused (out of descriptors)
+        self._resume_timer: asyncio.TimerHandle | None = None
+        self._no_fd_logged = -ACCEPT_LOG_INTERVAL
+        self._no_fd_count = 0
         self.apply(config)
 
     @property
@@ -143,9 +151,10 @@ class Proxy:
     # --- lifecycle ---
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        for sock in self.listeners:
-            self._loop.add_reader(sock.fileno(), self._accept, sock)
-        self._schedule_sweep()
+        self._accepting = False
+        self._resume_accepting()
+        if self._sweeper is None:
+            self._schedule_sweep()
         where = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in self.listeners)
         log.info("listening on %s (%s)", where, "TLS" if self.ssl_ctx else "plain")
 
@@ -154,12 +163,50 @@ class Proxy:
             if self._loop is not None:
                 self._loop.remove_reader(sock.fileno())
             sock.close()
+        self._accepting = False
+
+    def _pause_accepting(self) -> None:
+        if self._accepting and self._loop is not None:
+            for sock in self.listeners:
+                self._loop.remove_reader(sock.fileno())
+            self._accepting = False
+
+    def _resume_accepting(self) -> None:
+        """Listen again, unless out of descriptors a moment ago or MAX_HANDSHAKES are in progress."""
+        assert self._loop is not None
+        if self._accepting or self._handshakes >= self.config.max_handshakes:
+            return
+        wait = self._paused_until - time.monotonic()
+        if wait > 0:
+            if self._resume_timer is None:
+                self._resume_timer = self._loop.call_later(wait, self._resume_after_pause)
+            return
+        for sock in self.listeners:
+            self._loop.add_reader(sock.fileno(), self._accept, sock)
+        self._accepting = True
+
+    def _resume_after_pause(self) -> None:
+        self._resume_timer = None
+        self._resume_accepting()
+
+    def _out_of_descriptors(self, exc: OSError) -> None:
+        """Stop accepting for ACCEPT_PAUSE (the listener would stay readable); one log line per interval."""
+        self._no_fd_count += 1
+        now = time.monotonic()
+        if now - self._no_fd_logged >= ACCEPT_LOG_INTERVAL:
+            log.error("accept failed: %s; pausing %.0fs at a time (%d times since the last message)",
+                      exc.strerror or exc, ACCEPT_PAUSE, self._no_fd_count)
+            self._no_fd_logged, self._no_fd_count = now, 0
+        self._paused_until = now + ACCEPT_PAUSE
+        self._pause_accepting()
+        self._resume_accepting()
 
     async def stop(self) -> None:
         """Stop accepting, close every session with 1001 going away."""
         self._stop_listening(self.listeners)
-        if self._sweeper:
-            self._sweeper.cancel()
+        for timer in (self._sweeper, self._resume_timer):
+            if timer is not None:
+                timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         for session in list(self.sessions):
@@ -207,39 +254,64 @@ class Proxy:
     def _accept(self, listener: socket.socket) -> None:
         assert self._loop is not None
         for _ in range(64):
+            if self._handshakes >= self.config.max_handshakes:
+                self._pause_accepting()  # resumed when a handshake ends
+                return
             try:
                 sock, address = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                log.error("accept failed: %s", exc)
+                if exc.errno in _NO_RESOURCES:
+                    self._out_of_descriptors(exc)
+                else:
+                    log.debug("accept failed: %s", exc)  # e.g. ECONNABORTED: that client is gone
                 return
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                sock.close()
+                continue
             peer = address[0].removeprefix("::ffff:") if "." in address[0] else address[0]
+            self._handshakes += 1
             task = self._loop.create_task(self._handle(sock, peer))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _handshake_ended(self) -> None:
+        self._handshakes -= 1
+        if not self._accepting and self._loop is not None and self.listeners and self.listeners[0].fileno() >= 0:
+            self._resume_accepting()
+
     async def _handle(self, sock: socket.socket, peer: str) -> None:
+        try:
+            session = await self._handshake(sock, peer)
+        finally:
+            self._handshake_ended()
+        if session is not None:
+            session.start()
+
+    async def _handshake(self, sock: socket.socket, peer: str) -> Session | None:
+        """TLS, the request, the checks and the target: the session to start, or None when answered."""
         loop = asyncio.get_running_loop()
         config, ctx = self.config, self.ssl_ctx
         ident = next(self._ids)
         try:
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            async with asyncio.timeout(config.handshake_timeout):
                 sock = await self._secure(loop, sock, config, ctx)
                 ws = ServerProtocol(subprotocols=["binary", "base64"], select_subprotocol=_select_subprotocol,
-                                    max_size=MAX_FRAME, logger=_ws_log)
+                                    max_size=config.max_frame_size, logger=_ws_log)
                 request = await self._read_request(loop, sock, ws)
                 if request is None:
                     sock.close()
-                    return
+                    return None
                 answer = self._plain_http(request, peer, config)
                 if answer is not None:
                     await send_all(loop, sock, answer)
                     sock.close()
-                    return
-                session = await self._open(loop, sock, ws, request, peer, config, ident)
+                    return None
+                return await self._open(loop, sock, ws, request, peer, config, ident)
         except Refused as refusal:
             self.refused[refusal.reason] += 1
             log.warning("refused %s (%s) from %s", refusal.reason, refusal.detail or refusal.status, peer)
@@ -248,15 +320,14 @@ class Proxy:
             except (OSError, ssl.SSLError, TimeoutError):
                 pass
             sock.close()
-            return
+            return None
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
             log.debug("connection %d from %s dropped during the handshake: %s", ident, peer, exc)
             sock.close()
-            return
+            return None
         except asyncio.CancelledError:
             sock.close()
             raise
-        session.start()
 
     async def _secure(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, config: ProxyConfig,
                       ctx: ssl.SSLContext | None) -> socket.socket:

@@ -20,6 +20,8 @@ def test_setup_written_config(pki):
     assert cfg.ssl_min_version is ssl.TLSVersion.TLSv1_2
     assert (cfg.clock_skew, cfg.max_sessions, cfg.idle_timeout, cfg.metrics) == (5, 4096, 0, "loopback")
     assert cfg.allowed_targets == () and cfg.allowed_origins == () and not cfg.warnings
+    assert (cfg.max_frame_size, cfg.max_session_buffer, cfg.handshake_timeout, cfg.max_handshakes) == (
+        1048576, 524288, 15, 256)
     assert isinstance(cfg.ssl_context(), ssl.SSLContext)
 
 
@@ -71,6 +73,10 @@ def test_unknown_key_is_a_warning(pki):
     ("METRICS=public\n", "METRICS"),
     ("MAX_SESSIONS=0\n", "MAX_SESSIONS"),
     ("IDLE_TIMEOUT=-1\n", "IDLE_TIMEOUT"),
+    ("MAX_FRAME_SIZE=1\n", "MAX_FRAME_SIZE"),
+    ("MAX_SESSION_BUFFER=lots\n", "MAX_SESSION_BUFFER"),
+    ("HANDSHAKE_TIMEOUT=0\n", "HANDSHAKE_TIMEOUT"),
+    ("MAX_HANDSHAKES=0\n", "MAX_HANDSHAKES"),
     ("SSL_CIPHERS=NOTACIPHER\n", "SSL_CIPHERS"),
     ("SSL_KEY=/etc/pki/ovirt-engine/ca.pem\n", "SSL_KEY"),
     ('PROXY_PORT="6100\n', "PROXY_PORT"),
