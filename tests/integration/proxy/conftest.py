@@ -224,7 +224,8 @@ def engine_root(tmp_path: Path, engine_ca: Pair) -> EnginePKI:
     return write_engine_pki(tmp_path / "root", port=free_port(), ca=engine_ca)
 
 
-def start_proxy(pki: EnginePKI, workdir: Path, *args: str) -> ProxyProcess:
+def start_proxy(pki: EnginePKI, workdir: Path, *args: str, prefix: tuple[str, ...] = ()) -> ProxyProcess:
+    """The daemon on pki's configuration; `prefix` runs it under another command (prlimit)."""
     port = int([line for line in (pki.root / "etc/ovirt-engine/ovirt-websocket-proxy.conf.d/10-setup.conf")
                 .read_text().splitlines() if line.startswith("PROXY_PORT=")][0].split("=")[1])
     for override in sorted((pki.root / "etc/ovirt-engine/ovirt-websocket-proxy.conf.d").glob("*.conf")):
@@ -232,7 +233,7 @@ def start_proxy(pki: EnginePKI, workdir: Path, *args: str) -> ProxyProcess:
             if line.startswith("PROXY_PORT="):
                 port = int(line.split("=")[1])
     log_path = workdir / f"proxy-{port}.log"
-    proc = subprocess.Popen([*command("ovirt-websocket-proxy"), "--root", str(pki.root), "--debug", *args],
+    proc = subprocess.Popen([*prefix, *command("ovirt-websocket-proxy"), "--root", str(pki.root), "--debug", *args],
                             stdout=subprocess.DEVNULL, stderr=log_path.open("wb"))
     wait_port(port, proc)
     return ProxyProcess(pki.root, port, proc, log_path, pki, list(args))
@@ -242,10 +243,10 @@ def start_proxy(pki: EnginePKI, workdir: Path, *args: str) -> ProxyProcess:
 def proxy_factory(engine_root: EnginePKI, tmp_path: Path) -> Iterator:
     started: list[ProxyProcess] = []
 
-    def factory(config: str = "") -> ProxyProcess:
+    def factory(config: str = "", prefix: tuple[str, ...] = ()) -> ProxyProcess:
         if config:
             write_override(engine_root.root, config)
-        proxy = start_proxy(engine_root, tmp_path)
+        proxy = start_proxy(engine_root, tmp_path, prefix=prefix)
         started.append(proxy)
         return proxy
 

@@ -2,6 +2,8 @@
 /proc/<pid>/status, CPU from /proc/<pid>/stat, log lines counted."""
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import ssl
 import struct
@@ -86,3 +88,33 @@ def test_handshake_timeout_closes_a_silent_connection(proxy_factory):
         start = time.monotonic()
         assert sock.recv(1) == b""
         assert 0.8 < time.monotonic() - start < 3
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_out_of_descriptors_pauses_accepting_and_recovers(proxy_factory):
+    """Under a 64-descriptor limit, 100 idle connections: accepting pauses instead of spinning on a
+    readable listener, one log line, little CPU; once they go, the proxy serves again by itself."""
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit (util-linux) is not installed")
+    proxy = proxy_factory(prefix=("prlimit", "--nofile=64", "--"))
+    cpu_before = cpu_seconds(proxy.proc.pid)
+    idle = [socket.create_connection(("127.0.0.1", proxy.port)) for _ in range(100)]
+    time.sleep(3)
+    cpu = cpu_seconds(proxy.proc.pid) - cpu_before
+    lines = [line for line in proxy.log().splitlines() if "accept failed" in line]
+    assert len(lines) == 1 and "Too many open files" in lines[0], lines[:3]
+    assert cpu < 0.5, f"{cpu:.2f}s of CPU in 3s"
+    for sock in idle:
+        sock.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert metrics_status(proxy, timeout=2) == 200
+            break
+        except (OSError, ssl.SSLError):
+            assert time.monotonic() < deadline, "the proxy did not recover"
+    assert proxy.proc.poll() is None
