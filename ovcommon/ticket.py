@@ -22,7 +22,7 @@ import os
 import re
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -41,6 +41,13 @@ _B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH)
+
+
+def shown(names: Iterable[str], limit: int = 5, width: int = 32) -> str:
+    """Attacker-chosen names for an error message: at most `limit`, each cut to `width` characters."""
+    items = sorted(names)
+    out = [repr(name[:width]) + ("..." if len(name) > width else "") for name in items[:limit]]
+    return "[" + ", ".join(out) + (f", ... {len(items) - limit} more" if len(items) > limit else "") + "]"
 
 
 class TicketError(Exception):
@@ -102,13 +109,13 @@ def parse_data(data: str) -> Target:
     """Strictly parse a ticket's `data` field into a target."""
     try:
         doc = json.loads(urllib.parse.unquote(data, errors="strict"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeError, RecursionError):
         raise TicketError("malformed", "data is not URL-encoded JSON") from None
     if not isinstance(doc, dict):
         raise TicketError("malformed", "data is not a JSON object")
     unknown = set(doc) - DATA_FIELDS
     if unknown:
-        raise TicketError("malformed", f"data has unknown fields {sorted(unknown)}")
+        raise TicketError("malformed", f"data has unknown fields {shown(unknown)}")
     if doc.get("path") is not None or doc.get("token") is not None:
         raise TicketError("unsupported", "KubeVirt targets (path/token) are not supported")
     host, port, ssl_target = doc.get("host"), doc.get("port"), doc.get("ssl_target")
@@ -177,7 +184,7 @@ class Verifier:
             raise TicketError("malformed", "empty or too long")
         try:
             doc = json.loads(_b64decode(ticket, "ticket"))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeError, RecursionError):  # RecursionError: deeply nested arrays
             raise TicketError("malformed", "not base64 JSON") from None
         if not isinstance(doc, dict):
             raise TicketError("malformed", "not a JSON object")
@@ -186,7 +193,7 @@ class Verifier:
             raise TicketError("malformed", f"missing {sorted(missing)}")
         unknown = set(doc) - TICKET_FIELDS
         if unknown:
-            raise TicketError("malformed", f"unknown fields {sorted(unknown)}")
+            raise TicketError("malformed", f"unknown fields {shown(unknown)}")
         for name in (*SIGNED_FIELDS, "signedFields", "v2_signature"):
             if not isinstance(doc[name], str):
                 raise TicketError("malformed", f"{name} is not a string")
@@ -202,7 +209,10 @@ class Verifier:
         if valid_to < valid_from:
             raise TicketError("malformed", "validTo is before validFrom")
         signature = _b64decode(doc["v2_signature"], "v2_signature")
-        message = "".join(doc[name] for name in order).encode()
+        try:
+            message = "".join(doc[name] for name in order).encode()
+        except UnicodeEncodeError:  # a lone surrogate (\ud800) in JSON: no UTF-8 form, so never signed
+            raise TicketError("malformed", "a signed field is not valid Unicode") from None
         try:
             self._key.verify(signature, message, _PSS, hashes.SHA256())
         except InvalidSignature:

@@ -13,7 +13,8 @@ import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from websockets.exceptions import NegotiationError
+from websockets.datastructures import MultipleValuesError
+from websockets.exceptions import HeaderLineTooLong, NegotiationError, RequestLineTooLong, TooManyHeaders
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
@@ -39,9 +40,36 @@ _ws_log.setLevel(logging.WARNING)  # its debug lines would print the request pat
 class Refused(Exception):
     """A request answered with an HTTP error before any upgrade; `reason` is the metrics label."""
 
-    def __init__(self, status: int, reason: str, detail: str = "") -> None:
+    def __init__(self, status: int, reason: str, detail: str = "", headers: dict[str, str] | None = None) -> None:
         super().__init__(detail or reason)
-        self.status, self.reason, self.detail = status, reason, detail
+        self.status, self.reason, self.detail, self.headers = status, reason, detail, headers
+
+
+def loggable(text: str, limit: int = 200) -> str:
+    """Attacker-chosen text for one log line: control characters escaped, cut to `limit` characters."""
+    cut = text[:limit]
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
+    return escaped + (f"... ({len(text)} characters)" if len(text) > limit else "")
+
+
+def header(request: Request, name: str) -> str | None:
+    """A header that may appear once (Host, Origin): a repeated one is a 400."""
+    try:
+        return request.headers.get(name)
+    except MultipleValuesError:
+        raise Refused(400, "bad-request", f"{name} header repeated") from None
+
+
+def _unparsed(exc: BaseException) -> Refused:
+    """The answer to a request websockets could not parse (it would close without one for some)."""
+    if isinstance(exc, RequestLineTooLong):
+        return Refused(414, "bad-request", "request line too long")
+    if isinstance(exc, (HeaderLineTooLong, TooManyHeaders)):
+        return Refused(431, "bad-request", str(exc))
+    cause = exc.__cause__
+    if isinstance(cause, NotImplementedError):
+        return Refused(501, "bad-request", str(cause))
+    return Refused(400, "bad-request", f"{exc}: {cause}" if cause else str(exc))
 
 
 def _select_subprotocol(protocol: ServerProtocol, offered: Sequence[str]) -> str | None:
@@ -313,13 +341,7 @@ class Proxy:
                     return None
                 return await self._open(loop, sock, ws, request, peer, config, ident)
         except Refused as refusal:
-            self.refused[refusal.reason] += 1
-            log.warning("refused %s (%s) from %s", refusal.reason, refusal.detail or refusal.status, peer)
-            try:
-                await asyncio.wait_for(send_all(loop, sock, web.response(refusal.status)), 2)
-            except (OSError, ssl.SSLError, TimeoutError):
-                pass
-            sock.close()
+            await self._refuse(loop, sock, peer, refusal)
             return None
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
             log.debug("connection %d from %s dropped during the handshake: %s", ident, peer, exc)
@@ -328,6 +350,21 @@ class Proxy:
         except asyncio.CancelledError:
             sock.close()
             raise
+        except Exception as exc:  # a defect: still one line and an answer, never an unretrieved task exception
+            log.debug("connection %d from %s: unexpected error", ident, peer, exc_info=True)
+            await self._refuse(loop, sock, peer, Refused(500, "internal-error", f"{type(exc).__name__}: {exc}"))
+            return None
+
+    async def _refuse(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, peer: str,
+                      refusal: Refused) -> None:
+        """Count, log one line (attacker text capped), answer the HTTP error, close."""
+        self.refused[refusal.reason] += 1
+        log.warning("refused %s (%s) from %s", refusal.reason, loggable(refusal.detail or str(refusal.status)), peer)
+        try:
+            await asyncio.wait_for(send_all(loop, sock, web.response(refusal.status, headers=refusal.headers)), 2)
+        except (OSError, ssl.SSLError, TimeoutError):
+            pass
+        sock.close()
 
     async def _secure(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, config: ProxyConfig,
                       ctx: ssl.SSLContext | None) -> socket.socket:
@@ -347,6 +384,7 @@ class Proxy:
 
     async def _read_request(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
                             ws: ServerProtocol) -> Request | None:
+        """The request head (None: closed before one); what does not parse is Refused with its status."""
         received = 0
         while received <= MAX_REQUEST:
             data = await recv_some(loop, sock)
@@ -358,12 +396,19 @@ class Proxy:
                 if isinstance(event, Request):
                     return event
             if ws.handshake_exc is not None:
-                for chunk in ws.data_to_send():
-                    await send_all(loop, sock, chunk)
-                return None
-        return None
+                raise _unparsed(ws.handshake_exc)
+        raise Refused(431, "bad-request", f"request head over {MAX_REQUEST} bytes")
 
     def _plain_http(self, request: Request, peer: str, config: ProxyConfig) -> bytes | None:
+        """The answer to anything but a WebSocket upgrade (GET and HEAD only), or None for an upgrade."""
+        if request.method not in ("GET", "HEAD"):
+            raise Refused(405, "method", f"method {request.method}", {"Allow": "GET, HEAD"})
+        answer = self._get(request, peer, config)
+        if answer is not None and request.method == "HEAD":
+            return answer[:answer.index(b"\r\n\r\n") + 4]
+        return answer
+
+    def _get(self, request: Request, peer: str, config: ProxyConfig) -> bytes | None:
         path = request.path
         if path == "/metrics" or path.startswith("/metrics?"):
             if config.metrics == "any" or (config.metrics == "loopback" and _is_loopback(peer)):
@@ -371,8 +416,11 @@ class Proxy:
             return web.response(404)
         if path.startswith("/console"):
             return web.console(path, config.console_parent_origins, config.novnc_dir)
-        if "upgrade" not in request.headers.get("Connection", "").lower():
+        connection = ",".join(request.headers.get_all("Connection")).lower()
+        if request.method != "GET" or "upgrade" not in connection:
             return web.response(404)
+        if not header(request, "Host"):
+            raise Refused(400, "bad-request", "WebSocket upgrade without a Host header")
         return None
 
     async def _open(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, ws: ServerProtocol,
@@ -384,9 +432,9 @@ class Proxy:
         if len(self.sessions) >= config.max_sessions:
             raise Refused(503, "busy", f"MAX_SESSIONS={config.max_sessions} reached")
         tls = isinstance(sock, ssl.SSLSocket)
-        origin = request.headers.get("Origin")
-        if not origin_allowed(origin, request.headers.get("Host"), config.allowed_origins, tls):
-            raise Refused(403, "origin", f"Origin {origin[:100]!r} not allowed")
+        origin = header(request, "Origin")
+        if not origin_allowed(origin, header(request, "Host"), config.allowed_origins, tls):
+            raise Refused(403, "origin", f"Origin {origin!r} not allowed")
         try:
             ticket = self.verifier.verify(request.path[1:])
         except TicketError as exc:

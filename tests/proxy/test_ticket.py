@@ -225,3 +225,23 @@ def test_malformed_envelope(pki, verifier, mutate):
                                   base64.urlsafe_b64encode(b'{"a":"\xff\xfe>>>"}').decode()])
 def test_garbage(verifier, text):
     assert reason(verifier, text) == "malformed"
+
+
+def test_nested_json_is_malformed_not_a_recursion_error(verifier):
+    assert reason(verifier, base64.b64encode(b"[" * 5000 + b"]" * 5000).decode()) == "malformed"
+    with pytest.raises(TicketError, match="malformed"):
+        tk.parse_data(urllib.parse.quote("[" * 5000 + "]" * 5000))
+
+
+def test_lone_surrogate_in_a_signed_field_is_malformed(pki, verifier):
+    doc = decode(tk.sign(tk.encode_data("h", 5900, False), pki.engine.key, pki.engine.cert, now=NOW))
+    doc["data"] = "\ud800"
+    assert reason(verifier, base64.b64encode(json.dumps(doc).encode()).decode()) == "malformed"
+
+
+def test_unknown_field_names_are_cut_in_the_message(pki, verifier):
+    doc = decode(tk.sign(tk.encode_data("h", 5900, False), pki.engine.key, pki.engine.cert, now=NOW))
+    doc.update({"x" * 900 + str(n): 1 for n in range(10)})
+    with pytest.raises(TicketError) as info:
+        verifier.verify(base64.b64encode(json.dumps(doc).encode()).decode())
+    assert len(str(info.value)) < 300 and "5 more" in str(info.value)

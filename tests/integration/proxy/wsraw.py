@@ -61,3 +61,18 @@ def read_frames(sock: ssl.SSLSocket, buffer: bytearray) -> list[tuple[int, bytes
         frames.append((opcode, bytes(buffer[offset:offset + length])))
         del buffer[:offset + length]
     return frames
+
+
+def exchange(port: int, ca_file: Path, request: bytes, timeout: float = 10) -> bytes:
+    """Send raw request bytes over TLS and return everything the proxy answers until it closes."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=timeout),
+                         server_hostname="localhost") as sock:
+        sock.sendall(request)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (ConnectionResetError, ssl.SSLEOFError):
+            pass
+        return answer
