@@ -4,7 +4,8 @@ Syntax, as oVirt's `configfile.py` reads it: blank lines and `#` comments are sk
 `export ` prefix is allowed; in a value, double quotes group (with `\\` escapes and `${VAR}`
 expansion inside), single quotes group literally, an unquoted `\\` escapes the next character, and
 unquoted whitespace or `#` ends the value. `${VAR}` expands a key read earlier. Files are read in
-order and the last value wins.
+order and the last value wins. Files are UTF-8 and hold no NUL character; anything else is a
+`ConfigSyntaxError` naming the file, the line and (when it can be read) the key.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 _LINE = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}")
+_KEY_BYTES = re.compile(rb"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
 
 
 class ConfigSyntaxError(ValueError):
@@ -81,8 +83,10 @@ def parse_value(raw: str, known: Mapping[str, str], where: str = "value", key: s
     return "".join(out)
 
 
-def parse_text(text: str, known: Mapping[str, str] | None = None, source: str = "<text>") -> dict[str, str]:
-    """Parse one file's text; `known` holds keys read before it (for `${VAR}`)."""
+def parse_text(text: str, known: Mapping[str, str] | None = None, source: str = "<text>",
+               sources: dict[str, str] | None = None) -> dict[str, str]:
+    """Parse one file's text; `known` holds keys read before it (for `${VAR}`); `sources`, when
+    given, records `source` for every key this text sets."""
     values: dict[str, str] = dict(known or {})
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
@@ -92,8 +96,24 @@ def parse_text(text: str, known: Mapping[str, str] | None = None, source: str = 
         if match is None:
             raise ConfigSyntaxError(f"{source}:{number}: not a KEY=value line")
         key = match.group("key")
+        if "\0" in line:
+            raise ConfigSyntaxError(f"{source}:{number}: the value holds a NUL character", key)
         values[key] = parse_value(match.group("value"), values, f"{source}:{number}", key)
+        if sources is not None:
+            sources[key] = source
     return values
+
+
+def decode(data: bytes, source: str) -> str:
+    """A file's bytes as UTF-8 text, or a ConfigSyntaxError naming the line (and its key) that is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        number = data.count(b"\n", 0, exc.start) + 1
+        line = data[data.rfind(b"\n", 0, exc.start) + 1:]
+        match = _KEY_BYTES.match(line)
+        key = match.group(1).decode() if match else "config"
+        raise ConfigSyntaxError(f"{source}:{number}: not UTF-8 text", key) from None
 
 
 def conf_d_files(directory: Path) -> list[Path]:
@@ -103,13 +123,14 @@ def conf_d_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.conf") if p.is_file())
 
 
-def load_files(files: Iterable[Path]) -> dict[str, str]:
-    """Read the files in order, skipping missing ones; the last value of each key wins."""
+def load_files(files: Iterable[Path], sources: dict[str, str] | None = None) -> dict[str, str]:
+    """Read the files in order, skipping missing ones; the last value of each key wins (and, when
+    `sources` is given, its file is recorded there)."""
     values: dict[str, str] = {}
     for path in files:
         if not path.exists():
             continue
-        values = parse_text(path.read_text(encoding="utf-8"), values, str(path))
+        values = parse_text(decode(path.read_bytes(), str(path)), values, str(path), sources)
     return values
 
 

@@ -5,12 +5,14 @@ A bad value raises `ConfigError` naming the key; unknown keys are returned as wa
 from __future__ import annotations
 
 import ipaddress
+import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ovcommon.configfile import ConfigSyntaxError, conf_d_files, load_files, parse_bool
 from ovcommon.paths import PROXY_CONFIG, PROXY_CONFIG_D, Root
@@ -40,7 +42,7 @@ class ConfigError(Exception):
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
-        self.key = key
+        self.key, self.message = key, message
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class ProxyConfig:
         if self.ssl_ciphers:
             try:
                 ctx.set_ciphers(self.ssl_ciphers)
-            except ssl.SSLError as exc:
+            except (ssl.SSLError, ValueError) as exc:
                 raise ConfigError("SSL_CIPHERS", f"not accepted by OpenSSL: {exc}") from None
         ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
         try:
@@ -136,19 +138,30 @@ def config_files(root: Root) -> list[Path]:
 def load(root: Root | None = None) -> ProxyConfig:
     """Read and check the whole configuration below `root` (default `/`)."""
     root = root or Root()
+    sources: dict[str, str] = {}
     try:
-        raw = load_files(config_files(root))
+        raw = load_files(config_files(root), sources)
     except ConfigSyntaxError as exc:
         raise ConfigError(exc.key, str(exc)) from None
     except OSError as exc:
         raise ConfigError("config", f"cannot read: {exc}") from None
-    return from_values(raw, root)
+    try:
+        return from_values(raw, root)
+    except ConfigError as exc:
+        if exc.key not in sources:
+            raise
+        raise ConfigError(exc.key, f"{exc.message} (set in {sources[exc.key]})") from None
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only (`str.isdigit` also takes '²', which `int` refuses), and not absurdly many."""
+    return re.fullmatch(r"[0-9]{1,12}", text) is not None
 
 
 def _int(raw: dict[str, str], key: str, lo: int, hi: int) -> int:
     text = raw.get(key, "").strip()
-    if not text.isdigit():
-        raise ConfigError(key, f"not a whole number: {text!r}")
+    if not _digits(text):
+        raise ConfigError(key, f"not a whole number: {text[:40]!r}")
     value = int(text)
     if not lo <= value <= hi:
         raise ConfigError(key, f"{value} is outside {lo}..{hi}")
@@ -191,7 +204,7 @@ def _ports(raw: dict[str, str]) -> tuple[tuple[int, int], ...]:
     ranges = []
     for item in _list(raw, "ALLOWED_TARGET_PORTS"):
         lo_s, _, hi_s = item.partition("-")
-        if not lo_s.strip().isdigit() or (hi_s and not hi_s.strip().isdigit()):
+        if not _digits(lo_s.strip()) or (hi_s and not _digits(hi_s.strip())):
             raise ConfigError("ALLOWED_TARGET_PORTS", f"not a port or range: {item!r}")
         lo, hi = int(lo_s), int(hi_s or lo_s)
         if not 1 <= lo <= hi <= 65535:
@@ -248,9 +261,12 @@ def from_values(raw: dict[str, str], root: Root | None = None) -> ProxyConfig:
         raise ConfigError("CERT_FOR_DATA_VERIFICATION", "not set: tickets cannot be verified")
     try:
         engine_cert = x509.load_pem_x509_certificate(engine_cert_path.read_bytes())
+        rsa_key = isinstance(engine_cert.public_key(), rsa.RSAPublicKey)
     except (OSError, ValueError) as exc:
         raise ConfigError("CERT_FOR_DATA_VERIFICATION",
                           f"cannot read a PEM certificate from {engine_cert_path}: {exc}") from None
+    if not rsa_key:
+        raise ConfigError("CERT_FOR_DATA_VERIFICATION", f"{engine_cert_path} does not hold an RSA key")
     metrics = raw.get("METRICS", "loopback").strip().lower()
     if metrics not in ("off", "loopback", "any"):
         raise ConfigError("METRICS", f"{metrics!r} is not one of off, loopback, any")

@@ -169,12 +169,13 @@ class Proxy:
         return self.listeners[0].getsockname()[1]
 
     def apply(self, config: ProxyConfig) -> None:
+        """Switch to `config`: all of it, or (ConfigError) none of it."""
         ctx = config.ssl_context()
         if ctx is not None:
             ctx.num_tickets = 0  # no session tickets: less per-connection state
-        self.config, self.ssl_ctx = config, ctx
-        self.target_tls = config.vnc_tls_context()
-        self.verifier = Verifier(config.engine_cert, config.clock_skew)
+        target_tls = config.vnc_tls_context()
+        verifier = Verifier(config.engine_cert, config.clock_skew)
+        self.config, self.ssl_ctx, self.target_tls, self.verifier = config, ctx, target_tls, verifier
 
     # --- lifecycle ---
     def start(self) -> None:

@@ -94,3 +94,22 @@ def test_bad_config_names_the_key(pki, text, key):
         config.load(Root(pki.root))
     assert info.value.key == key
     assert str(info.value).startswith(f"{key}: ") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("data", "key", "what"), [
+    ("PROXY_PORT=²\n".encode(), "PROXY_PORT", "not a whole number"),
+    (b"PROXY_PORT=" + b"9" * 5000 + b"\n", "PROXY_PORT", "not a whole number"),
+    ("ALLOWED_TARGET_PORTS=5900-٥٩٠٠\n".encode(), "ALLOWED_TARGET_PORTS", "not a port or range"),
+    (b"PROXY_HOST=*\nALLOWED_ORIGINS=https://caf\xe9.example\n", "ALLOWED_ORIGINS", ":2: not UTF-8 text"),
+    (b"\xff\xfe=1\n", "config", ":1: not UTF-8 text"),
+    (b"SSL_CIPHERS=HIGH\x00:!aNULL\n", "SSL_CIPHERS", ":1: the value holds a NUL character"),
+    (b"SSL_KEY=/etc/pki/ovirt-engine/keys/x\x00.key\n", "SSL_KEY", "NUL character"),
+])
+def test_hostile_values_are_one_line_naming_file_and_key(pki, data, key, what):
+    path = write_override(pki.root, "")
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as info:
+        config.load(Root(pki.root))
+    message = str(info.value)
+    assert info.value.key == key and message.startswith(f"{key}: ") and "\n" not in message
+    assert what in message and str(path) in message and len(message) < 300

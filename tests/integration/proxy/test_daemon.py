@@ -37,6 +37,32 @@ def test_bad_config_stops_start_up_with_one_line(engine_root, text, key):
     assert len(lines) == 1 and lines[0].startswith(f"ovirt-websocket-proxy: {key}: ")
 
 
+HOSTILE_VALUES = [("PROXY_PORT=²\n".encode(), "PROXY_PORT"),
+                  (b"PROXY_HOST=*\nALLOWED_ORIGINS=https://caf\xe9.example\n", "ALLOWED_ORIGINS"),
+                  (b"SSL_CIPHERS=HIGH\x00:!aNULL\n", "SSL_CIPHERS")]
+
+
+@pytest.mark.parametrize(("data", "key"), HOSTILE_VALUES)
+def test_hostile_value_stops_start_up_with_one_line_naming_file_and_key(engine_root, data, key):
+    path = write_override(engine_root.root, "")
+    path.write_bytes(data)
+    result = run_daemon(engine_root.root)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ovirt-websocket-proxy: {key}: ") and str(path) in lines[0], lines
+
+
+def test_sighup_with_hostile_values_keeps_the_running_configuration(proxy):
+    for data, key in HOSTILE_VALUES:
+        write_override(proxy.root, "", "30-bad.conf").write_bytes(data)
+        proxy.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert f"reload failed, keeping the running configuration: {key}: " in proxy.log()
+        assert proxy.proc.poll() is None
+        wait_port(proxy.port)
+    assert "Traceback" not in proxy.log()
+
+
 def test_port_in_use(engine_root):
     with socket.socket(socket.AF_INET6) as busy:
         busy.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
