@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import time
 import urllib.request
 
 import pytest
@@ -25,10 +26,14 @@ async def _login(proxy, ticket: str, subprotocols=("binary",)) -> tuple[tuple[in
 def test_rfb_greeting_and_vnc_login_through_wss(proxy, xvnc):
     ticket = proxy.ticket("127.0.0.1", xvnc.port)
     assert asyncio.run(_login(proxy, ticket)) == ((320, 240), "binary")
+    end = re.compile(rf"session \d+ end: peer 127.0.0.1 target 127.0.0.1:{xvnc.port} bytes to target \d+ "
+                     r"to client \d+ duration")
+    deadline = time.monotonic() + 5
+    while not end.search(proxy.log()) and time.monotonic() < deadline:  # logged just after the close reply
+        time.sleep(0.05)
     log = proxy.log()
     assert re.search(rf"session \d+ start: peer 127.0.0.1 target 127.0.0.1:{xvnc.port} subprotocol binary", log)
-    assert re.search(rf"session \d+ end: peer 127.0.0.1 target 127.0.0.1:{xvnc.port} bytes to target \d+ "
-                     r"to client \d+ duration", log)
+    assert end.search(log)
     assert ticket not in log and ticket[:40] not in log
 
 
