@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
+import ssl
+import struct
+import threading
 import time
 import urllib.request
 
@@ -11,8 +15,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.integration.proxy.conftest import VNC_PASSWORD
+from tests.integration.proxy.conftest import VNC_PASSWORD, stop
 from tests.integration.proxy.rfb import RfbClient
+from tests.proxy.pkitools import issue
 
 pytestmark = pytest.mark.integration
 
@@ -65,3 +70,78 @@ def test_name_check_off_keeps_the_chain_check(proxy_factory, xvnc_tls_other_name
 def test_engine_ca_certificate_for_the_ticket_host_works(proxy, xvnc_tls, host):
     assert open_console(proxy, proxy.ticket(host, xvnc_tls.port, "--ssl-target")) == (320, 240)
     assert "refused" not in proxy.log()
+
+
+class ClientCertVnc:
+    """The VeNCrypt X509VNC preamble, then a TLS 1.2 server that requires a client certificate from the
+    engine CA, as libvirt's `vnc_tls_x509_verify=1` does (Xvnc cannot ask for one)."""
+
+    def __init__(self, pki) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # so a missing certificate fails the handshake itself
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ctx.load_verify_locations(cafile=str(pki.ca_file))
+        pair = issue(pki.ca, "localhost")
+        cert, key = pki.root / "vnc.crt", pki.root / "vnc.key"
+        cert.write_bytes(pair.cert_pem)
+        key.write_bytes(pair.key_pem)
+        self.ctx.load_cert_chain(cert, key)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.handshakes: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)
+                try:
+                    conn.sendall(b"RFB 003.008\n")
+                    conn.recv(12)
+                    conn.sendall(b"\x01\x13")
+                    conn.recv(1)
+                    conn.sendall(b"\x00\x02")
+                    conn.recv(2)
+                    conn.sendall(b"\x00\x01" + struct.pack(">I", 261))
+                    conn.recv(4)
+                    conn.sendall(b"\x01")
+                    with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                        self.handshakes.append(tls.getpeercert()["subject"][-1][0][1])
+                        tls.sendall(b"\x00" * 16)  # the VNC authentication challenge
+                        tls.recv(16)
+                except (OSError, ssl.SSLError) as exc:
+                    self.handshakes.append(f"failed: {exc}")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def upgrade_status(proxy, ticket: str) -> int:
+    async def run() -> int:
+        try:
+            async with connect(proxy.url(ticket), ssl=proxy.ssl_context(), subprotocols=["binary"],
+                               open_timeout=10):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+    return asyncio.run(run())
+
+
+def test_client_certificate_for_servers_that_ask_for_one(proxy_factory, engine_root):
+    server = ClientCertVnc(engine_root)
+    try:
+        proxy = proxy_factory()
+        assert upgrade_status(proxy, proxy.ticket("127.0.0.1", server.port, "--ssl-target")) == 502
+        assert "refused target-vencrypt (" in proxy.log()
+        stop(proxy.proc)
+        proxy = proxy_factory("VNC_TLS_CLIENT_CERT=/etc/pki/ovirt-engine/certs/websocket-proxy.cer\n"
+                              "VNC_TLS_CLIENT_KEY=/etc/pki/ovirt-engine/keys/websocket-proxy.key.nopass\n")
+        assert upgrade_status(proxy, proxy.ticket("127.0.0.1", server.port, "--ssl-target")) == 101
+        time.sleep(0.2)
+        assert server.handshakes[0].startswith("failed: ") and server.handshakes[1] == "localhost"
+    finally:
+        server.close()
