@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from .errors import Error
+
 SIGNED_FIELDS = ("salt", "validFrom", "validTo", "data")
 TICKET_FIELDS = frozenset({*SIGNED_FIELDS, "signedFields", "v2_signature", "certificate"})
 DATA_FIELDS = frozenset({"host", "port", "ssl_target", "path", "token"})
@@ -43,7 +45,7 @@ _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH)
 
 
-class TicketError(Exception):
+class TicketError(Error):
     """A refused ticket; `reason` is a short label for logs and metrics (never the ticket)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:

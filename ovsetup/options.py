@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ovcommon import paths
+from ovcommon.errors import Error
 from ovcommon.paths import Root
 
 from .core.transaction import make_parents, remove_dirs
@@ -26,7 +27,7 @@ DEFAULTS = {WEBSOCKET_PROXY: "Off", "WebSocketProxyTicketValiditySeconds": "120"
 _HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d+)$")
 
 
-class OptionError(Exception):
+class OptionError(Error):
     """An option value or key the engine would refuse; the message says why."""
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 from cryptography import x509
 
 from ovcommon.configfile import ConfigSyntaxError, conf_d_files, load_files, parse_bool
+from ovcommon.errors import Error
 from ovcommon.paths import PROXY_CONFIG, PROXY_CONFIG_D, Root
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.conf")
@@ -33,7 +34,7 @@ TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLS
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class ConfigError(Exception):
+class ConfigError(Error):
     """A configuration problem, printed as one line naming the key."""
 
     def __init__(self, key: str, message: str) -> None:
