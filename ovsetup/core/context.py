@@ -7,7 +7,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, TextIO
@@ -46,8 +46,11 @@ class Context:
         self.restored = True  # False when undoing a failed run left something behind
         self.kept = False  # True when a failed run kept its changes (IncompleteError)
         self.log_file: Path | None = None
-        from .builtin import CorePlugin
+        self.stopping = False  # a failure or signal happened: later signals are ignored
+        self.ignored_signals: list[str] = []
+        from .builtin import CorePlugin, force_fail_event
 
+        self.forced = force_fail_event()  # checked here, so a bad OTOPI_FORCE_FAIL_* is a usage error
         self.add_plugin(CorePlugin)
 
     @property
@@ -83,11 +86,8 @@ class Context:
                     self.add_plugin(plugin_class)
 
     def sequence(self) -> dict[Stage, list[Event]]:
-        from .builtin import force_fail_event
-
         events = [ev for plugin in self.plugins for ev in collect(plugin)]
-        forced = force_fail_event()
-        return build(events + [forced] if forced else events)
+        return build(events + [self.forced] if self.forced else events)
 
     # -- environment helpers ---------------------------------------------------------------------
     def secrets(self) -> Iterator[str]:
@@ -116,38 +116,72 @@ class Context:
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> int:
+        """Run every stage. From the first line to the last, a failure or a signal (SIGTERM, SIGHUP,
+        SIGINT) goes through `_fail`: the first undoes the transaction, later signals are ignored."""
         sequence = self.sequence()
-        previous = {sig: signal.signal(sig, _raise_interrupted) for sig in HANDLED_SIGNALS}
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in HANDLED_SIGNALS}
         try:
             for stage, events in sequence.items():
-                self._run_stage(stage, events)
+                self._guarded(stage, self._stage_header, stage)
+                for ev in events:
+                    if stage.info.if_success and self.error:
+                        break
+                    self._guarded(stage, self._run_event, stage, ev)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.error.exit_code if self.error else 0
 
-    def _run_stage(self, stage: Stage, events: list[Event]) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.stopping:  # already undoing or undone: a second signal must not cut the undo short
+            self.ignored_signals.append(name)
+            return
+        self.stopping = True
+        raise Interrupted(f"interrupted by signal {name}")
+
+    def _guarded(self, stage: Stage, step: Callable[..., None], *args: Any) -> None:
+        try:
+            step(*args)
+        except Exception as exc:  # every failure goes through the one error path
+            try:
+                self._fail(stage, exc)
+            except Interrupted as signalled:  # a signal in the instant before _fail set `stopping`
+                self._fail(stage, signalled)
+
+    def _stage_header(self, stage: Stage) -> None:
         info = stage.info
         if info.if_success and self.error:
             return
         # as in otopi, the console never shows BOOT: it runs before the dialog is up
         log.log(logging.DEBUG if stage == Stage.BOOT else logging.INFO, "Stage: %s", info.description)
         log.debug("STAGE %s", info.id)
-        for ev in events:
-            if info.if_success and self.error:
-                return
-            if ev.spec.condition is not None and not ev.spec.condition(ev.owner):
-                log.debug("%s condition False", ev.qualname)
-                continue
-            log.debug("Stage %s METHOD %s", info.id, ev.label)
-            before = self.env.snapshot()
-            try:
-                ev.method()
-            except Exception as exc:  # every failure goes through the one error path
-                self._fail(stage, exc)
-            self.log_environment(list(self.env.changes(before)))
+
+    def _run_event(self, stage: Stage, ev: Event) -> None:
+        if ev.spec.condition is not None and not ev.spec.condition(ev.owner):
+            log.debug("%s condition False", ev.qualname)
+            return
+        log.debug("Stage %s METHOD %s", stage.info.id, ev.label)
+        before = self.env.snapshot()
+        try:
+            ev.method()
+        except Exception as exc:
+            self._fail(stage, exc)
+        self.log_environment(list(self.env.changes(before)))
+
+    def outcome(self) -> str:
+        """What a failed run left: the line the user reads last."""
+        if self.kept:
+            return "The files this run wrote are kept: run engine-setup again to finish."
+        if self.restored:
+            return "Every file this run changed is back as it was."
+        return "Some changes could not be undone: see the log."
 
     def _fail(self, stage: Stage, exc: Exception) -> None:
+        self.stopping = True
+        if self.ignored_signals:
+            log.debug("ignored while stopping: %s", ", ".join(self.ignored_signals))
+            self.ignored_signals.clear()
         log.debug("exception in %s", stage.info.description, exc_info=True)
         error = exc if isinstance(exc, SetupError) else SetupError(str(exc) or type(exc).__name__)
         if isinstance(exc, Aborted):
@@ -160,10 +194,8 @@ class Context:
             self.kept = True  # the changes were committed and are what a re-run builds on
         elif not self.transaction.abort():
             self.restored = False
-
-
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
+        if stage >= Stage.PRE_TERMINATE:  # after the CLEANUP line that tells the user what was undone
+            log.error("%s", self.outcome())
 
 
 def _ident(name: str) -> str:

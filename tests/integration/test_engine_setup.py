@@ -222,3 +222,40 @@ def test_help_explains(engine_setup):
     for option_name in ("--root", "--accept-defaults", "--config-append", "--otopi-environment",
                         "--generate-answer", "--log", "OTOPI_FORCE_FAIL_STAGE"):
         assert option_name in result.stdout
+
+
+def setup_files(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file below root with its bytes and mode, but the run's own log and answer files."""
+    return {k: v[:2] for k, v in tree(root).items() if not k.startswith(("var/log/", "var/lib/ovirt-engine/setup/"))}
+
+
+@pytest.mark.parametrize("stage, priority", [("STAGE_CLEANUP", "9001"), ("STAGE_PRE_TERMINATE", "5000"),
+                                             ("STAGE_TERMINATE", "90000"), ("STAGE_REBOOT", "5000")])
+def test_failure_after_the_manifest_takes_the_manifest_away(tmp_path, engine_setup, stage, priority):
+    """The uninstall manifest (CLEANUP, priority 9000) belongs to the transaction: a failure after it
+    leaves no manifest naming content that was rolled back."""
+    assert engine_setup(tmp_path, "--accept-defaults", f"--otopi-environment={ENGINE_ENV}").returncode == 0
+    before = setup_files(tmp_path)
+    forced = {**os.environ, "OTOPI_FORCE_FAIL_STAGE": stage, "OTOPI_FORCE_FAIL_PRIORITY": priority}
+    time.sleep(1.1)  # a new manifest would get a new name
+    result = engine_setup(tmp_path, "--accept-defaults",
+                          f"--otopi-environment={ENGINE_ENV} OVESETUP_CONFIG/websocketProxyPort=int:6200", env=forced)
+    assert result.returncode == 1, result.stdout
+    assert "Every file this run changed is back as it was." in result.stdout
+    assert result.stdout.rstrip().endswith(("Execution of setup failed", "back as it was."))
+    assert "completed successfully" not in result.stdout or stage == "STAGE_REBOOT"
+    assert setup_files(tmp_path) == before
+    assert option(tmp_path) == "WebSocketProxy: engine.example.test:6100 version: general\n"
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"OTOPI_FORCE_FAIL_STAGE": "bogus"}, "OTOPI_FORCE_FAIL_STAGE: unknown stage 'bogus' (use one of STAGE_BOOT"),
+    ({"OTOPI_FORCE_FAIL_STAGE": "misc", "OTOPI_FORCE_FAIL_PRIORITY": "abc"},
+     "OTOPI_FORCE_FAIL_PRIORITY: 'abc' is not an integer"),
+])
+def test_bad_force_fail_variables_are_a_usage_error(tmp_path, engine_setup, variables, message):
+    result = engine_setup(tmp_path / "r", "--accept-defaults", f"--otopi-environment={ENGINE_ENV}",
+                          env={**os.environ, **variables})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"engine-setup: {message}") and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
