@@ -27,6 +27,7 @@ class DialogsPlugin(Plugin):
                 self.dialog.note(f"{key.summary:40}: {'********' if key.secret else value}")
         if self.env[CONFIRM] is None and self._as_recorded():
             self.dialog.note("The settings are those the last run recorded: nothing to confirm")
+            self.env.supply(CONFIRM, True)  # recorded, as oVirt always does, so this run's answers replay
             return
         if self.env[CONFIRM] is None:
             confirmed = self.dialog.query_boolean(
