@@ -106,7 +106,7 @@ def prepare(args: argparse.Namespace, action: str, groups: list[str]) -> Context
 def run(argv: list[str] | None, action: str, groups: list[str], p: argparse.ArgumentParser) -> int:
     args = p.parse_args(argv)
     context = prepare(args, action, groups)
-    handler = setup_console(sys.stdout)
+    handler = setup_console(sys.stdout, context.secrets)
     try:
         return context.run()
     finally:

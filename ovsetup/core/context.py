@@ -16,7 +16,7 @@ from ovcommon.paths import Root
 
 from .config import ConfigValues
 from .dialog import Dialog
-from .environment import Environment, EnvKey
+from .environment import KEY_TYPES, Environment, EnvKey, secret_name
 from .errors import Aborted, IncompleteError, Interrupted, PluginError, SetupError
 from .plugin import Plugin
 from .sequence import Event, build, collect
@@ -25,7 +25,6 @@ from .transaction import Transaction
 
 log = logging.getLogger(__name__)
 KEY_NAME = re.compile(r"^[A-Z][A-Z0-9_]*/[a-z][A-Za-z0-9]*$")
-SECRET_WORDS = re.compile(r"password|secret|passphrase", re.I)
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
@@ -64,6 +63,8 @@ class Context:
         for key in plugin_class.KEYS:
             if not KEY_NAME.match(key.name):
                 raise PluginError(f"{plugin_class.__qualname__}: key {key.name!r} is not NAMESPACE/camelCase")
+            if key.type not in KEY_TYPES:
+                raise PluginError(f"{plugin_class.__qualname__}: key {key.name} has unknown type {key.type!r}")
             if key.name in self.keys:
                 raise PluginError(f"{plugin_class.__qualname__}: key {key.name} is declared twice")
             self.keys[key.name] = key
@@ -94,7 +95,7 @@ class Context:
         """Current values that must never reach the log."""
         for name, value in self.env.items():
             declared = self.keys.get(name)
-            secret = declared.secret if declared else bool(SECRET_WORDS.search(name))
+            secret = declared.secret if declared else secret_name(name)
             if secret and isinstance(value, str):
                 yield value
         yield from self.dialog.secrets

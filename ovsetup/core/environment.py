@@ -1,6 +1,7 @@
 """The typed environment: otopi's `type:value` syntax, the key table, and change tracking."""
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -9,14 +10,30 @@ from typing import Any
 from .errors import UsageError
 
 TYPES = ("bool", "int", "str", "none", "multi-str")
+KEY_TYPES = (*TYPES, "port")  # a port is an int in 1..65535
+SECRET_WORDS = re.compile(r"password|secret|passphrase", re.I)
+SHOWN = 40  # characters of a refused value an error message shows
 Validator = Callable[[Any], str | None]
 
 
+def secret_name(key: str) -> bool:
+    """A key whose name says it holds a secret (also keys of components we do not have)."""
+    return bool(SECRET_WORDS.search(key))
+
+
+def shown(key: str, text: str) -> str:
+    """A refused value as an error message may show it: never a secret, never more than SHOWN characters."""
+    if secret_name(key):
+        return "**FILTERED**"
+    return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text)} characters)"
+
+
 def parse_typed(key: str, text: str) -> Any:
-    """Parse `type:value`. Unlike otopi, anything malformed is an error naming the key."""
+    """Parse `type:value`. Unlike otopi, anything malformed is an error naming the key; the message
+    shows the value only if it is not a secret, and cut short."""
     kind, sep, raw = text.partition(":")
     if not sep:
-        raise UsageError(f"{key}: value {text!r} has no type (write it as type:value, e.g. str:{text})")
+        raise UsageError(f"{key}: value {shown(key, text)!r} has no type (write it as type:value, e.g. str:...)")
     if kind == "none":
         return None
     if kind == "str":
@@ -28,13 +45,15 @@ def parse_typed(key: str, text: str) -> Any:
             return True
         if raw.lower() == "false":
             return False
-        raise UsageError(f"{key}: bool:{raw} is not a boolean (use bool:True or bool:False)")
+        raise UsageError(f"{key}: bool:{shown(key, raw)} is not a boolean (use bool:True or bool:False)")
     if kind == "int":
         try:
-            return int(raw)
+            if raw.strip().isascii():
+                return int(raw)
         except ValueError:
-            raise UsageError(f"{key}: int:{raw} is not an integer") from None
-    raise UsageError(f"{key}: unknown type {kind!r} (use one of {', '.join(TYPES)})")
+            pass
+        raise UsageError(f"{key}: int:{shown(key, raw)} is not an integer")
+    raise UsageError(f"{key}: unknown type {shown('', kind)!r} (use one of {', '.join(TYPES)})")
 
 
 def type_name(value: Any) -> str:
@@ -91,8 +110,13 @@ class EnvKey:
         """Problem with `value` for this key, or None. `None` always passes (it means: ask)."""
         if value is None:
             return None
-        if type_name(value) != self.type:
-            return f"{self.name}: expected {self.type}, got {format_typed(value)!r}"
+        expected = "int" if self.type == "port" else self.type
+        if type_name(value) != expected:
+            got = (f"a {type_name(value)} value (not shown: a secret)" if self.secret or secret_name(self.name)
+                   else repr(shown(self.name, format_typed(value))))
+            return f"{self.name}: expected {expected}, got {got}"
+        if self.type == "port" and not 0 < value < 65536:
+            return f"{self.name}: port {value} is out of range 1..65535"
         if self.validator is not None:
             problem = self.validator(value)
             if problem:

@@ -148,6 +148,8 @@ def test_missing_answer_without_terminal_names_the_key(tmp_path, engine_setup):
     ("OVESETUP_CONFIG/websocketProxyConfig=bool:maybe", "bool:maybe is not a boolean"),
     ("OVESETUP_CONFIG/websocketProxyPort=int:x", "int:x is not an integer"),
     ("OVESETUP_CONFIG/websocketProxyPort=int:70000", "port 70000 is out of range"),
+    ("OVESETUP_CONFIG/websocketProxySshPort=int:70000", "websocketProxySshPort: port 70000 is out of range 1..65535"),
+    ("OVESETUP_DB/port=int:0", "OVESETUP_DB/port: port 0 is out of range 1..65535"),
     ("OVESETUP_CONFIG/websocketProxyConfig=yes:True", "unknown type 'yes'"),
     ("OVESETUP_CONFIG/websocketProxyConfig", "is not KEY=type:value"),
     ("OVESETUP_CONFIG/fqdn=str:bad_name!", "is not a valid host name"),
@@ -160,6 +162,30 @@ def test_malformed_input_fails_with_one_line_and_touches_nothing(tmp_path, engin
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize("value, message", [
+    ("multi-str:SECRET-x1", "OVESETUP_DB/password: expected str, got a multi-str value (not shown: a secret)"),
+    ("bool:SECRET-x1", "OVESETUP_DB/password: bool:**FILTERED** is not a boolean"),
+    ("SECRET-x1", "OVESETUP_DB/password: value '**FILTERED**' has no type"),
+])
+def test_a_refused_secret_is_not_shown(tmp_path, engine_setup, value, message):
+    for source in ("command line", "answer file"):
+        answers = tmp_path / "answers.conf"
+        answers.write_text(f"[environment:default]\nOVESETUP_DB/password={value}\n")
+        args = ([f"--otopi-environment=OVESETUP_DB/password={value}"] if source == "command line"
+                else [f"--config-append={answers}"])
+        result = engine_setup(tmp_path / "r", "--accept-defaults", *args)
+        assert result.returncode == 2, source
+        assert message in result.stderr and "SECRET-x1" not in result.stderr + result.stdout, source
+
+
+def test_a_refused_long_value_is_not_echoed_whole(tmp_path, engine_setup):
+    result = engine_setup(tmp_path / "r", "--accept-defaults",
+                          "--otopi-environment=OVESETUP_CONFIG/websocketProxyPort=int:" + "9" * 5000)
+    assert result.returncode == 2
+    assert "websocketProxyPort: int:" + "9" * 40 + "... (5000 characters) is not an integer" in result.stderr
+    assert len(result.stderr) < 200
 
 
 def test_broken_answer_file_fails_clearly(tmp_path, engine_setup):
@@ -259,3 +285,43 @@ def test_bad_force_fail_variables_are_a_usage_error(tmp_path, engine_setup, vari
     assert result.returncode == 2
     assert result.stderr.startswith(f"engine-setup: {message}") and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB file system (tmpfs) as --root, unmounted afterwards."""
+    root = tmp_path / "root"
+    root.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(root)], check=True)
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", str(root)], check=True)
+
+
+def fill(root: Path) -> None:
+    with (root / "filler").open("wb") as stream:
+        try:
+            while True:
+                stream.write(b"\0" * 65536)
+                stream.flush()
+        except OSError:
+            pass
+
+
+def test_full_disk_one_console_line_and_files_restored(small_disk, engine_setup):
+    """With no space left, the console says once that the log cannot be written (not a 'Logging error'
+    traceback per record), and the re-run's changes are undone."""
+    assert engine_setup(small_disk, "--accept-defaults", f"--otopi-environment={ENGINE_ENV}").returncode == 0
+    fill(small_disk)
+    before = {k: v for k, v in setup_files(small_disk).items()}
+    result = engine_setup(small_disk, "--accept-defaults",
+                          f"--otopi-environment={ENGINE_ENV} OVESETUP_CONFIG/websocketProxyPort=int:6200")
+    assert result.returncode == 1
+    assert "Logging error" not in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert result.stdout.count("Cannot write the log file") == 1
+    assert "Every file this run changed is back as it was." in result.stdout
+    assert setup_files(small_disk) == before
+    assert option(small_disk) == "WebSocketProxy: engine.example.test:6100 version: general\n"
