@@ -50,6 +50,8 @@ class CorePlugin(Plugin):
 
     @event(Stage.SETUP, priority=Priority.HIGH)
     def show_files(self) -> None:
+        for warning in self.context.config.warnings:
+            log.warning("%s", warning)
         if self.context.config.files:
             log.info("Configuration files: %s", ", ".join(str(p) for p in self.context.config.files))
         if self.context.log_file is not None:

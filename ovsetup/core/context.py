@@ -45,6 +45,7 @@ class Context:
         self.restored = True  # False when undoing a failed run left something behind
         self.kept = False  # True when a failed run kept its changes (IncompleteError)
         self.log_file: Path | None = None
+        self._secrets: tuple[int, list[str]] = (-1, [])
         self.stopping = False  # a failure or signal happened: later signals are ignored
         self.ignored_signals: list[str] = []
         from .builtin import CorePlugin, force_fail_event
@@ -91,14 +92,14 @@ class Context:
         return build(events + [self.forced] if self.forced else events)
 
     # -- environment helpers ---------------------------------------------------------------------
-    def secrets(self) -> Iterator[str]:
-        """Current values that must never reach the log."""
-        for name, value in self.env.items():
-            declared = self.keys.get(name)
-            secret = declared.secret if declared else secret_name(name)
-            if secret and isinstance(value, str):
-                yield value
-        yield from self.dialog.secrets
+    def secrets(self) -> list[str]:
+        """Current values that must never reach the log. Asked for every log record: computed again only
+        when the environment changed, so a run stays linear in the environment's size."""
+        if self._secrets[0] != self.env.version:
+            values = [value for name, value in self.env.items() if isinstance(value, str)
+                      and (self.keys[name].secret if name in self.keys else secret_name(name))]
+            self._secrets = (self.env.version, values)
+        return self._secrets[1] + self.dialog.secrets
 
     def check_keys(self, names: list[str] | None = None) -> list[str]:
         """Every problem with declared keys' current values, all at once."""

@@ -14,6 +14,7 @@ KEY_TYPES = (*TYPES, "port")  # a port is an int in 1..65535
 SECRET_WORDS = re.compile(r"password|secret|passphrase", re.I)
 SHOWN = 40  # characters of a refused value an error message shows
 Validator = Callable[[Any], str | None]
+_MISSING = object()
 
 
 def secret_name(key: str) -> bool:
@@ -130,17 +131,40 @@ class Environment(dict[str, Any]):
     def __init__(self) -> None:
         super().__init__()
         self.user_keys: set[str] = set()
+        self.version = 0  # counts changes, so what is derived from the whole environment is cached
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.version += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.version += 1
+        super().__delitem__(key)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self.version += 1
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.version += 1
+        super().update(*args, **kwargs)
+
+    def pop(self, *args: Any) -> Any:
+        self.version += 1
+        return super().pop(*args)
 
     def supply(self, key: str, value: Any) -> None:
         """Set a value the user gave: it overrides plugin defaults and goes to the answer file."""
         self[key] = value
         self.user_keys.add(key)
 
-    def snapshot(self) -> dict[str, str]:
-        return {k: format_typed(v) if type_name(v) != "object" else repr(v) for k, v in self.items()}
+    def snapshot(self) -> dict[str, Any]:
+        """A copy to compare with after an event (lists are copied: they may change in place)."""
+        return {k: v.copy() if type(v) is list else v for k, v in self.items()}
 
-    def changes(self, old: dict[str, str]) -> Iterable[tuple[str, Any]]:
-        new = self.snapshot()
-        for key in sorted(new):
-            if old.get(key) != new[key]:
-                yield key, self[key]
+    def changes(self, old: dict[str, Any]) -> Iterable[tuple[str, Any]]:
+        """Keys whose value or type differs from the snapshot `old`, sorted (cheap: called after every event)."""
+        changed = [key for key, value in self.items()
+                   if (was := old.get(key, _MISSING)) is not value and (type(was) is not type(value) or was != value)]
+        for key in sorted(changed):
+            yield key, self[key]

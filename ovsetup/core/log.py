@@ -53,6 +53,23 @@ class SecretFilteringFormatter(logging.Formatter):
         return scrub(super().format(record), self.secrets)
 
 
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The console. If it goes away (a closed pipe), the run goes on with its log file only, instead of
+    logging's traceback for every record."""
+
+    gone = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.gone:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if isinstance(sys.exc_info()[1], OSError):
+            self.gone = True
+        else:
+            super().handleError(record)
+
+
 class LogFileHandler(logging.FileHandler):
     """The debug log file. If it cannot be written (a full disk), the console gets one warning and the
     log stops, instead of logging's traceback for every record."""
@@ -89,7 +106,7 @@ def setup_console(stream: TextIO, secrets: Secrets = no_secrets) -> logging.Hand
     logger = logging.getLogger(ROOT_LOGGER)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-    handler = logging.StreamHandler(stream)
+    handler = ConsoleHandler(stream)
     handler.setLevel(logging.INFO)
     handler.setFormatter(ConsoleFormatter(secrets))
     logger.addHandler(handler)

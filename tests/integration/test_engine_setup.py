@@ -325,3 +325,26 @@ def test_full_disk_one_console_line_and_files_restored(small_disk, engine_setup)
     assert "Every file this run changed is back as it was." in result.stdout
     assert setup_files(small_disk) == before
     assert option(small_disk) == "WebSocketProxy: engine.example.test:6100 version: general\n"
+
+
+def test_an_empty_answer_file_is_a_warning(tmp_path, engine_setup):
+    empty = tmp_path / "empty.conf"
+    empty.write_text("# nothing here\n")
+    result = engine_setup(tmp_path / "r", "--accept-defaults", f"--config-append={empty}",
+                          "--otopi-environment=OVESETUP_CONFIG/websocketProxyConfig=bool:False")
+    assert result.returncode == 0, result.stdout
+    assert f"[WARNING] {empty} sets no key (no [environment:default] section" in result.stdout
+
+
+def test_a_large_answer_file_is_read_in_linear_time(tmp_path, engine_setup):
+    """8 MiB of keys of components we do not have (the figure per MiB is in scripts/bench-setup): a run
+    took quadratic time in the number of keys (every log record looked at every key)."""
+    answers = tmp_path / "large.conf"
+    line = "OVESETUP_OTHER/key{:07d}=str:" + "v" * 40 + "\n"
+    with answers.open("w") as stream:
+        stream.write("[environment:default]\nOVESETUP_CONFIG/websocketProxyConfig=bool:False\n")
+        stream.writelines(line.format(n) for n in range(8 * 2**20 // len(line.format(0))))
+    start = time.monotonic()
+    result = engine_setup(tmp_path / "r", "--accept-defaults", f"--config-append={answers}")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert time.monotonic() - start < 100  # about 5 s on a 2-core machine; before, hours
