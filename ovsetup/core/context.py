@@ -120,15 +120,22 @@ class Context:
     def run(self) -> int:
         """Run every stage. From the first line to the last, a failure or a signal (SIGTERM, SIGHUP,
         SIGINT) goes through `_fail`: the first undoes the transaction, later signals are ignored."""
-        sequence = self.sequence()
+        steps = [(stage, ev) for stage, events in self.sequence().items() for ev in (None, *events)]
+        done = 0
         previous = {sig: signal.signal(sig, self._on_signal) for sig in HANDLED_SIGNALS}
         try:
-            for stage, events in sequence.items():
-                self._guarded(stage, self._stage_header, stage)
-                for ev in events:
-                    if stage.info.if_success and self.error:
-                        break
-                    self._guarded(stage, self._run_event, stage, ev)
+            while done < len(steps):
+                try:
+                    while done < len(steps):
+                        stage, ev = steps[done]
+                        done += 1
+                        if ev is None:
+                            self._guarded(stage, self._stage_header, stage)
+                        elif not (stage.info.if_success and self.error):
+                            self._guarded(stage, self._run_event, stage, ev)
+                except Interrupted as signalled:  # the one signal that raises, come between two steps
+                    self._fail(steps[done - 1][0], signalled)
+            self.stopping = True  # the run is over: nothing left for a signal to stop
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -146,10 +153,7 @@ class Context:
         try:
             step(*args)
         except Exception as exc:  # every failure goes through the one error path
-            try:
-                self._fail(stage, exc)
-            except Interrupted as signalled:  # a signal in the instant before _fail set `stopping`
-                self._fail(stage, signalled)
+            self._fail(stage, exc)
 
     def _stage_header(self, stage: Stage) -> None:
         info = stage.info
