@@ -180,12 +180,23 @@ def test_a_refused_secret_is_not_shown(tmp_path, engine_setup, value, message):
         assert message in result.stderr and "SECRET-x1" not in result.stderr + result.stdout, source
 
 
-def test_a_refused_long_value_is_not_echoed_whole(tmp_path, engine_setup):
-    result = engine_setup(tmp_path / "r", "--accept-defaults",
-                          "--otopi-environment=OVESETUP_CONFIG/websocketProxyPort=int:" + "9" * 5000)
+@pytest.mark.parametrize("given, message", [
+    ("OVESETUP_CONFIG/websocketProxyPort=int:" + "9" * 5000,
+     "websocketProxyPort: int:" + "9" * 40 + "... (5000 characters) is not an integer"),
+    ("A" * 5000, "--otopi-environment: '" + "A" * 40 + "... (5000 characters)' is not KEY=type:value"),
+    ("OVESETUP_X/" + "k" * 5000 + "=bool:x", "OVESETUP_X/" + "k" * 29 + "... (5011 characters): bool:x is not"),
+    ("[environment:" + "x" * 5000 + "]", "unknown section [environment:" + "x" * 28 + "... (5012 characters)]"),
+])
+def test_a_refused_long_value_is_not_echoed_whole(tmp_path, engine_setup, given, message):
+    if given.startswith("["):
+        answers = tmp_path / "answers.conf"
+        answers.write_text(given + "\nOVESETUP_X/y=str:z\n")
+        result = engine_setup(tmp_path / "r", f"--config-append={answers}")
+    else:
+        result = engine_setup(tmp_path / "r", "--accept-defaults", f"--otopi-environment={given}")
     assert result.returncode == 2
-    assert "websocketProxyPort: int:" + "9" * 40 + "... (5000 characters) is not an integer" in result.stderr
-    assert len(result.stderr) < 200
+    assert message in result.stderr
+    assert len(result.stderr) < 300
 
 
 def test_broken_answer_file_fails_clearly(tmp_path, engine_setup):
