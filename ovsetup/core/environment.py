@@ -125,8 +125,17 @@ class EnvKey:
         if self.validator is not None:
             problem = self.validator(value)
             if problem:
-                return f"{self.name}: {problem}"
+                return f"{self.name}: {self._hide(problem, value)}"
         return None
+
+
+    def _hide(self, problem: str, value: Any) -> str:
+        """A validator's message with the value cut (or filtered, for a secret), whatever the validator wrote."""
+        if not isinstance(value, str) or not value:
+            return problem
+        if self.secret or secret_name(self.name):
+            return problem.replace(repr(value), "'**FILTERED**'").replace(value, "**FILTERED**")
+        return problem.replace(repr(value), repr(cut(value))).replace(value, cut(value))
 
 
 class Environment(dict[str, Any]):

@@ -185,6 +185,8 @@ def test_a_refused_secret_is_not_shown(tmp_path, engine_setup, value, message):
      "websocketProxyPort: int:" + "9" * 40 + "... (5000 characters) is not an integer"),
     ("A" * 5000, "--otopi-environment: '" + "A" * 40 + "... (5000 characters)' is not KEY=type:value"),
     ("OVESETUP_X/" + "k" * 5000 + "=bool:x", "OVESETUP_X/" + "k" * 29 + "... (5011 characters): bool:x is not"),
+    ("OVESETUP_PKI/country=str:" + "x" * 5000,
+     "OVESETUP_PKI/country: '" + "x" * 40 + "... (5000 characters)' is not a two-letter country code"),
     ("[environment:" + "x" * 5000 + "]", "unknown section [environment:" + "x" * 28 + "... (5012 characters)]"),
 ])
 def test_a_refused_long_value_is_not_echoed_whole(tmp_path, engine_setup, given, message):
