@@ -285,6 +285,11 @@ def test_failure_after_the_manifest_takes_the_manifest_away(tmp_path, engine_set
     assert "completed successfully" not in result.stdout or stage == "STAGE_REBOOT"
     assert setup_files(tmp_path) == before
     assert option(tmp_path) == "WebSocketProxy: engine.example.test:6100 version: general\n"
+    cleanup = run("engine-cleanup", "--root", str(tmp_path), "--accept-defaults",
+                  "--otopi-environment=OVESETUP_REMOVE/removeWsp=bool:True")
+    assert cleanup.returncode == 0, cleanup.stdout
+    assert "changed since setup" not in cleanup.stdout
+    assert not (tmp_path / SETUP_CONF).exists()
 
 
 @pytest.mark.parametrize("variables, message", [
