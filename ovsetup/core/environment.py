@@ -1,6 +1,7 @@
 """The typed environment: otopi's `type:value` syntax, the key table, and change tracking."""
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 from collections.abc import Callable, Iterable
@@ -52,11 +53,9 @@ def parse_typed(key: str, text: str) -> Any:
             return False
         raise UsageError(f"{name}: bool:{shown(key, raw)} is not a boolean (use bool:True or bool:False)")
     if kind == "int":
-        try:
-            if raw.strip().isascii():
+        if raw.strip().isascii():  # int() also takes other scripts' digits: an answer file means ASCII
+            with contextlib.suppress(ValueError):
                 return int(raw)
-        except ValueError:
-            pass
         raise UsageError(f"{name}: int:{shown(key, raw)} is not an integer")
     raise UsageError(f"{name}: unknown type {shown('', kind)!r} (use one of {', '.join(TYPES)})")
 
@@ -127,7 +126,6 @@ class EnvKey:
             if problem:
                 return f"{self.name}: {self._hide(problem, value)}"
         return None
-
 
     def _hide(self, problem: str, value: Any) -> str:
         """A validator's message with the value cut (or filtered, for a secret), whatever the validator wrote."""
