@@ -13,12 +13,14 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from .errors import Error
+
 _LINE = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}")
 _KEY_BYTES = re.compile(rb"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
 
 
-class ConfigSyntaxError(ValueError):
+class ConfigSyntaxError(Error, ValueError):
     """A line that is not `KEY=value`, or a value that does not parse; `key` names it when known."""
 
     def __init__(self, message: str, key: str = "config") -> None:

@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from .errors import Error
+
 SIGNED_FIELDS = ("salt", "validFrom", "validTo", "data")
 TICKET_FIELDS = frozenset({*SIGNED_FIELDS, "signedFields", "v2_signature", "certificate"})
 DATA_FIELDS = frozenset({"host", "port", "ssl_target", "path", "token"})
@@ -50,7 +52,7 @@ def shown(names: Iterable[str], limit: int = 5, width: int = 32) -> str:
     return "[" + ", ".join(out) + (f", ... {len(items) - limit} more" if len(items) > limit else "") + "]"
 
 
-class TicketError(Exception):
+class TicketError(Error):
     """A refused ticket; `reason` is a short label for logs and metrics (never the ticket)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:

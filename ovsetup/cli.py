@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 from ovcommon import paths
+from ovcommon.errors import entry
 from ovcommon.paths import Root
 
 from .core.config import ConfigValues, expand, read_config_files
 from .core.context import Context
 from .core.environment import parse_statements
-from .core.errors import SetupError, UsageError
+from .core.errors import UsageError
 from .core.log import close_handlers, setup_console
 from .resources import resource_dir
 
@@ -104,21 +105,19 @@ def prepare(args: argparse.Namespace, action: str, groups: list[str]) -> Context
 
 def run(argv: list[str] | None, action: str, groups: list[str], p: argparse.ArgumentParser) -> int:
     args = p.parse_args(argv)
-    try:
-        context = prepare(args, action, groups)
-    except SetupError as exc:
-        print(f"[ ERROR ] {exc}", file=sys.stderr)
-        return exc.exit_code
-    handler = setup_console(sys.stdout)
+    context = prepare(args, action, groups)
+    handler = setup_console(sys.stdout, context.secrets)
     try:
         return context.run()
     finally:
         close_handlers([handler])
 
 
+@entry("engine-setup")
 def setup_main(argv: list[str] | None = None) -> int:
     return run(argv, "setup", SETUP_GROUPS, parser("engine-setup"))
 
 
+@entry("engine-cleanup")
 def cleanup_main(argv: list[str] | None = None) -> int:
     return run(argv, "cleanup", CLEANUP_GROUPS, parser("engine-cleanup", CLEANUP_DESCRIPTION, CLEANUP_EPILOG))

@@ -13,13 +13,14 @@ from pathlib import Path
 
 from ovcommon import ticket
 from ovcommon.configfile import ConfigSyntaxError, load_files
+from ovcommon.errors import Error, entry
 from ovcommon.paths import ENGINE_PKI_CONFIG, ENGINE_PROTOCOLS_CONFIG, ENGINE_STORE, Root
 
 PROG = "engine-console-ticket"
 PASSWORD_KEY = "ENGINE_PKI_ENGINE_STORE_PASSWORD"
 
 
-class TicketCommandError(Exception):
+class TicketCommandError(Error):
     """A problem the user can act on, printed as one line."""
 
 
@@ -93,21 +94,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@entry(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     root = Root(args.root)
+    if not ticket.valid_host(args.host):
+        raise TicketCommandError(f"--host {args.host!r} is not a host name or address")
+    address = proxy_address(root, args.host) if args.url else ""
     try:
-        if not ticket.valid_host(args.host):
-            raise TicketCommandError(f"--host {args.host!r} is not a host name or address")
-        address = proxy_address(root, args.host) if args.url else ""
-        try:
-            key, cert = ticket.load_engine_store(root.path(ENGINE_STORE), store_password(root))
-        except (OSError, ValueError) as exc:
-            raise TicketCommandError(f"cannot open the engine key store {root.path(ENGINE_STORE)}: {exc}") from None
-        signed = ticket.sign(ticket.encode_data(args.host, args.port, args.ssl_target), key, cert, args.lifetime)
-    except TicketCommandError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+        key, cert = ticket.load_engine_store(root.path(ENGINE_STORE), store_password(root))
+    except (OSError, ValueError) as exc:
+        raise TicketCommandError(f"cannot open the engine key store {root.path(ENGINE_STORE)}: {exc}") from None
+    signed = ticket.sign(ticket.encode_data(args.host, args.port, args.ssl_target), key, cert, args.lifetime)
     print(f"wss://{address}/{signed}" if args.url else signed)
     return 0
 

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ovcommon.errors import entry
 from ovcommon.paths import Root
 
 from .core.transaction import Transaction
@@ -24,23 +25,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@entry("engine-config")
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     store = open_store(Root(args.root))
-    try:
-        if args.get:
-            print(f"{args.get}: {store.get(args.get)} version: general")
-            return 0
-        key, sep, value = args.set.partition("=")
-        if not sep:
-            raise OptionError(f"-s {args.set!r}: expected KEY=VALUE")
-        transaction = Transaction()
-        transaction.append(store.update(key, value))
-        transaction.prepare()
-        transaction.commit()
-    except OptionError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+    if args.get:
+        print(f"{args.get}: {store.get(args.get)} version: general")
+        return 0
+    key, sep, value = args.set.partition("=")
+    if not sep:
+        raise OptionError(f"-s {args.set!r}: expected KEY=VALUE")
+    transaction = Transaction()
+    transaction.append(store.update(key, value))
+    transaction.prepare()
+    transaction.commit()
     return 0
 
 

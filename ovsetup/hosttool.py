@@ -24,6 +24,7 @@ from pathlib import Path
 from cryptography import x509
 
 from ovcommon import paths
+from ovcommon.errors import entry
 from ovcommon.paths import Root
 
 from . import pki, service
@@ -167,6 +168,7 @@ def check(ca: Path, fqdn: str, address: str, port: int, timeout: float) -> None:
             time.sleep(0.2)
 
 
+@entry(PROG)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ovcommon import paths
+from ovcommon.errors import Error
 from ovcommon.paths import Root
 
-from .core.transaction import make_parents, remove_dirs
+from .core.transaction import Original, atomic_write, make_parents, remove_dirs
 
 if TYPE_CHECKING:
     from .pgstore import Database
@@ -26,7 +27,7 @@ DEFAULTS = {WEBSOCKET_PROXY: "Off", "WebSocketProxyTicketValiditySeconds": "120"
 _HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d+)$")
 
 
-class OptionError(Exception):
+class OptionError(Error):
     """An option value or key the engine would refuse; the message says why."""
 
 
@@ -142,6 +143,7 @@ class SQLiteOptionWrite(OptionWrite):
         self.path, self.target = store.path, store.target
         self.created_dirs: list[Path] = []
         self.created_file = False
+        self.backup: Original | None = None  # the file's bytes and mode before the write
 
     @property
     def changed(self) -> bool:
@@ -152,6 +154,8 @@ class SQLiteOptionWrite(OptionWrite):
         if self.old == self.value and self.store.path.exists():
             return
         self.created_file = not self.store.path.exists()
+        if not self.created_file:
+            self.backup = Original(self.store.path.read_bytes(), self.store.path.stat().st_mode & 0o7777)
         self.created_dirs = make_parents(self.store.path)
         self.conn = sqlite3.connect(self.store.path, isolation_level=None)
         if self.created_file:
@@ -168,9 +172,10 @@ class SQLiteOptionWrite(OptionWrite):
                      (value, self.name, VERSION))
 
     def abort(self) -> None:
-        if not self._rollback_open() and self.committed and not self.created_file and self.old is not None:
-            with sqlite3.connect(self.store.path) as conn:
-                self._write(conn, self.old)
+        """Roll back the open transaction; after commit, put the file's old bytes back (not just the old
+        value: "as it was" means the same bytes)."""
+        if not self._rollback_open() and self.committed and self.backup and self.backup.content is not None:
+            atomic_write(self.store.path, self.backup.content, self.backup.mode)
         if self.created_file:
             self.store.path.unlink(missing_ok=True)
             remove_dirs(self.created_dirs)

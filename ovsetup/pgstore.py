@@ -57,8 +57,8 @@ def from_file_values(values: Mapping[str, str]) -> Database | None:
     if not host:
         return None
     port = values.get("ENGINE_DB_PORT") or str(DEFAULT_PORT)
-    if not port.isdigit():
-        raise OptionError(f"ENGINE_DB_PORT={port!r} is not a port number")
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise OptionError(f"ENGINE_DB_PORT={port[:20]!r} is not a port number (1..65535)")
     return Database(host=host, port=int(port), user=values.get("ENGINE_DB_USER") or "engine",
                     password=values.get("ENGINE_DB_PASSWORD", ""),
                     database=values.get("ENGINE_DB_DATABASE") or "engine",

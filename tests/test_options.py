@@ -45,6 +45,24 @@ def test_abort_after_commit_restores_old_value(tmp_path):
     assert store.get("WebSocketProxy") == "Engine:6100"
 
 
+def test_abort_after_commit_gives_back_the_same_bytes_and_mode(tmp_path):
+    store = SQLiteStore(tmp_path / "o.sqlite")
+    first = Transaction()
+    first.append(store.update("WebSocketProxy", "Engine:6100"))
+    first.prepare()
+    first.commit()
+    store.path.chmod(0o640)
+    before = (store.path.read_bytes(), store.path.stat().st_mode)
+    second = Transaction()
+    second.append(store.update("WebSocketProxy", "Host:6100"))
+    second.prepare()
+    second.commit()
+    assert store.get("WebSocketProxy") == "Host:6100"
+    assert second.abort()
+    assert (store.path.read_bytes(), store.path.stat().st_mode) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.sqlite"]
+
+
 def test_engine_config_get_set(tmp_path, capsys):
     assert engine_config(["--root", str(tmp_path), "-s", "WebSocketProxy=Engine:6100"]) == 0
     assert engine_config(["--root", str(tmp_path), "-g", "WebSocketProxy"]) == 0

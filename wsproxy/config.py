@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ovcommon.configfile import ConfigSyntaxError, conf_d_files, load_files, parse_bool
+from ovcommon.errors import Error
 from ovcommon.paths import PROXY_CONFIG, PROXY_CONFIG_D, Root
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.conf")
@@ -37,7 +38,7 @@ TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLS
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class ConfigError(Exception):
+class ConfigError(Error):
     """A configuration problem, printed as one line naming the key."""
 
     def __init__(self, key: str, message: str) -> None:

@@ -12,6 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
+from ovcommon.errors import entry
 from ovcommon.paths import Root
 from wsproxy import config as configuration
 from wsproxy.config import ConfigError
@@ -126,6 +127,7 @@ async def serve(proxy: Proxy, notify: bool) -> None:
     await proxy.stop()
 
 
+@entry(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # The port is bound before the loop handles signals: hold them until it does, so an early

@@ -50,6 +50,8 @@ class CorePlugin(Plugin):
 
     @event(Stage.SETUP, priority=Priority.HIGH)
     def show_files(self) -> None:
+        for warning in self.context.config.warnings:
+            log.warning("%s", warning)
         if self.context.config.files:
             log.info("Configuration files: %s", ", ".join(str(p) for p in self.context.config.files))
         if self.context.log_file is not None:
@@ -95,8 +97,12 @@ def force_fail_event() -> Event | None:
     try:
         stage = Stage[name]
     except KeyError:
-        raise UsageError(f"OTOPI_FORCE_FAIL_STAGE: unknown stage {wanted!r}") from None
-    priority = int(os.environ.get("OTOPI_FORCE_FAIL_PRIORITY", Priority.LAST))
+        raise UsageError(f"OTOPI_FORCE_FAIL_STAGE: unknown stage {wanted[:20]!r} (use one of "
+                         f"{', '.join('STAGE_' + s.name for s in Stage)})") from None
+    text = os.environ.get("OTOPI_FORCE_FAIL_PRIORITY", str(Priority.LAST))
+    if not (text.isascii() and text.lstrip("-").isdigit()):
+        raise UsageError(f"OTOPI_FORCE_FAIL_PRIORITY: {text[:20]!r} is not an integer (e.g. 9001)")
+    priority = int(text)
 
     def fail() -> None:
         raise SetupError(f"failure forced at stage {name} by OTOPI_FORCE_FAIL_STAGE")

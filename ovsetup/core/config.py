@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .environment import format_typed, parse_typed
+from .environment import cut, format_typed, parse_typed
 from .errors import UsageError
 
 SECTIONS = ("default", "init", "override", "enforce")
@@ -20,6 +20,7 @@ class ConfigValues:
 
     files: list[Path] = field(default_factory=list)
     sections: dict[str, dict[str, Any]] = field(default_factory=lambda: {s: {} for s in SECTIONS})
+    warnings: list[str] = field(default_factory=list)  # shown on the console once it is up
 
 
 def expand(path: Path) -> list[Path]:
@@ -32,6 +33,8 @@ def expand(path: Path) -> list[Path]:
 
 
 def read_config_files(paths: Iterable[Path]) -> ConfigValues:
+    """Every file's `[environment:*]` keys, typed. Linear in the files' size (configparser reads line by
+    line); a file without any such key is a warning, anything malformed a `UsageError` naming the file."""
     values = ConfigValues()
     for path in paths:
         parser = configparser.RawConfigParser(delimiters=("=",), strict=False, interpolation=None)
@@ -44,17 +47,22 @@ def read_config_files(paths: Iterable[Path]) -> ConfigValues:
         except (configparser.Error, UnicodeDecodeError) as exc:
             first_line = str(exc).splitlines()[0]
             raise UsageError(f"{path}: not a valid answer file: {first_line}") from None
+        found = 0
         for section in parser.sections():
             kind, _, which = section.partition(":")
             if kind != "environment":
                 continue
             if which not in SECTIONS:
-                raise UsageError(f"{path}: unknown section [{section}] (use {', '.join(SECTIONS)})")
+                raise UsageError(f"{path}: unknown section [{cut(section)}] (use {', '.join(SECTIONS)})")
             for key, text in parser.items(section):
                 try:
                     values.sections[which][key] = parse_typed(key, text)
                 except UsageError as exc:
                     raise UsageError(f"{path}: {exc}") from None
+                found += 1
+        if not found:
+            values.warnings.append(f"{path} sets no key (no [environment:default] section with KEY=type:value "
+                                   "lines): nothing read from it")
         values.files.append(path)
     return values
 

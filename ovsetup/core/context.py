@@ -7,7 +7,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, TextIO
@@ -16,7 +16,7 @@ from ovcommon.paths import Root
 
 from .config import ConfigValues
 from .dialog import Dialog
-from .environment import Environment, EnvKey
+from .environment import KEY_TYPES, Environment, EnvKey, secret_name
 from .errors import Aborted, IncompleteError, Interrupted, PluginError, SetupError
 from .plugin import Plugin
 from .sequence import Event, build, collect
@@ -25,7 +25,6 @@ from .transaction import Transaction
 
 log = logging.getLogger(__name__)
 KEY_NAME = re.compile(r"^[A-Z][A-Z0-9_]*/[a-z][A-Za-z0-9]*$")
-SECRET_WORDS = re.compile(r"password|secret|passphrase", re.I)
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
@@ -46,8 +45,12 @@ class Context:
         self.restored = True  # False when undoing a failed run left something behind
         self.kept = False  # True when a failed run kept its changes (IncompleteError)
         self.log_file: Path | None = None
-        from .builtin import CorePlugin
+        self._secrets: tuple[int, list[str]] = (-1, [])
+        self.stopping = False  # a failure or signal happened: later signals are ignored
+        self.ignored_signals: list[str] = []
+        from .builtin import CorePlugin, force_fail_event
 
+        self.forced = force_fail_event()  # checked here, so a bad OTOPI_FORCE_FAIL_* is a usage error
         self.add_plugin(CorePlugin)
 
     @property
@@ -61,6 +64,8 @@ class Context:
         for key in plugin_class.KEYS:
             if not KEY_NAME.match(key.name):
                 raise PluginError(f"{plugin_class.__qualname__}: key {key.name!r} is not NAMESPACE/camelCase")
+            if key.type not in KEY_TYPES:
+                raise PluginError(f"{plugin_class.__qualname__}: key {key.name} has unknown type {key.type!r}")
             if key.name in self.keys:
                 raise PluginError(f"{plugin_class.__qualname__}: key {key.name} is declared twice")
             self.keys[key.name] = key
@@ -83,21 +88,18 @@ class Context:
                     self.add_plugin(plugin_class)
 
     def sequence(self) -> dict[Stage, list[Event]]:
-        from .builtin import force_fail_event
-
         events = [ev for plugin in self.plugins for ev in collect(plugin)]
-        forced = force_fail_event()
-        return build(events + [forced] if forced else events)
+        return build(events + [self.forced] if self.forced else events)
 
     # -- environment helpers ---------------------------------------------------------------------
-    def secrets(self) -> Iterator[str]:
-        """Current values that must never reach the log."""
-        for name, value in self.env.items():
-            declared = self.keys.get(name)
-            secret = declared.secret if declared else bool(SECRET_WORDS.search(name))
-            if secret and isinstance(value, str):
-                yield value
-        yield from self.dialog.secrets
+    def secrets(self) -> list[str]:
+        """Current values that must never reach the log. Asked for every log record: computed again only
+        when the environment changed, so a run stays linear in the environment's size."""
+        if self._secrets[0] != self.env.version:
+            values = [value for name, value in self.env.items() if isinstance(value, str)
+                      and (self.keys[name].secret if name in self.keys else secret_name(name))]
+            self._secrets = (self.env.version, values)
+        return self._secrets[1] + self.dialog.secrets
 
     def check_keys(self, names: list[str] | None = None) -> list[str]:
         """Every problem with declared keys' current values, all at once."""
@@ -116,38 +118,76 @@ class Context:
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> int:
-        sequence = self.sequence()
-        previous = {sig: signal.signal(sig, _raise_interrupted) for sig in HANDLED_SIGNALS}
+        """Run every stage. From the first line to the last, a failure or a signal (SIGTERM, SIGHUP,
+        SIGINT) goes through `_fail`: the first undoes the transaction, later signals are ignored."""
+        steps = [(stage, ev) for stage, events in self.sequence().items() for ev in (None, *events)]
+        done = 0
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in HANDLED_SIGNALS}
         try:
-            for stage, events in sequence.items():
-                self._run_stage(stage, events)
+            while done < len(steps):
+                try:
+                    while done < len(steps):
+                        stage, ev = steps[done]
+                        done += 1
+                        if ev is None:
+                            self._guarded(stage, self._stage_header, stage)
+                        elif not (stage.info.if_success and self.error):
+                            self._guarded(stage, self._run_event, stage, ev)
+                except Interrupted as signalled:  # the one signal that raises, come between two steps
+                    self._fail(steps[done - 1][0], signalled)
+            self.stopping = True  # the run is over: nothing left for a signal to stop
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.error.exit_code if self.error else 0
 
-    def _run_stage(self, stage: Stage, events: list[Event]) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.stopping:  # already undoing or undone: a second signal must not cut the undo short
+            self.ignored_signals.append(name)
+            return
+        self.stopping = True
+        raise Interrupted(f"interrupted by signal {name}")
+
+    def _guarded(self, stage: Stage, step: Callable[..., None], *args: Any) -> None:
+        try:
+            step(*args)
+        except Exception as exc:  # every failure goes through the one error path
+            self._fail(stage, exc)
+
+    def _stage_header(self, stage: Stage) -> None:
         info = stage.info
         if info.if_success and self.error:
             return
         # as in otopi, the console never shows BOOT: it runs before the dialog is up
         log.log(logging.DEBUG if stage == Stage.BOOT else logging.INFO, "Stage: %s", info.description)
         log.debug("STAGE %s", info.id)
-        for ev in events:
-            if info.if_success and self.error:
-                return
-            if ev.spec.condition is not None and not ev.spec.condition(ev.owner):
-                log.debug("%s condition False", ev.qualname)
-                continue
-            log.debug("Stage %s METHOD %s", info.id, ev.label)
-            before = self.env.snapshot()
-            try:
-                ev.method()
-            except Exception as exc:  # every failure goes through the one error path
-                self._fail(stage, exc)
-            self.log_environment(list(self.env.changes(before)))
+
+    def _run_event(self, stage: Stage, ev: Event) -> None:
+        if ev.spec.condition is not None and not ev.spec.condition(ev.owner):
+            log.debug("%s condition False", ev.qualname)
+            return
+        log.debug("Stage %s METHOD %s", stage.info.id, ev.label)
+        before = self.env.snapshot()
+        try:
+            ev.method()
+        except Exception as exc:
+            self._fail(stage, exc)
+        self.log_environment(list(self.env.changes(before)))
+
+    def outcome(self) -> str:
+        """What a failed run left: the line the user reads last."""
+        if self.kept:
+            return "The files this run wrote are kept: run engine-setup again to finish."
+        if self.restored:
+            return "Every file this run changed is back as it was."
+        return "Some changes could not be undone: see the log."
 
     def _fail(self, stage: Stage, exc: Exception) -> None:
+        self.stopping = True
+        if self.ignored_signals:
+            log.debug("ignored while stopping: %s", ", ".join(self.ignored_signals))
+            self.ignored_signals.clear()
         log.debug("exception in %s", stage.info.description, exc_info=True)
         error = exc if isinstance(exc, SetupError) else SetupError(str(exc) or type(exc).__name__)
         if isinstance(exc, Aborted):
@@ -160,10 +200,8 @@ class Context:
             self.kept = True  # the changes were committed and are what a re-run builds on
         elif not self.transaction.abort():
             self.restored = False
-
-
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
+        if stage >= Stage.PRE_TERMINATE:  # after the CLEANUP line that tells the user what was undone
+            log.error("%s", self.outcome())
 
 
 def _ident(name: str) -> str:

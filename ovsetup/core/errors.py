@@ -1,8 +1,11 @@
-"""The one exception tree. Each error carries a message a user can act on and an exit code."""
+"""Setup's branch of the one exception tree (rooted in `ovcommon.errors.Error`): each error carries a
+message a user can act on and an exit code."""
 from __future__ import annotations
 
+from ovcommon.errors import Error
 
-class SetupError(Exception):
+
+class SetupError(Error):
     """A failure reported to the user as one line."""
 
     exit_code = 1

@@ -25,7 +25,9 @@ class Element(Protocol):
 
 
 class Transaction:
-    """Elements appended after `prepare()` are prepared at once (plugins append in MISC)."""
+    """Elements appended after `prepare()` are prepared at once (plugins append in MISC); those appended
+    after `commit()` (the uninstall manifest, in CLEANUP) are committed at once, and undone like the others
+    if the run fails later."""
 
     def __init__(self) -> None:
         self.elements: list[Element] = []
@@ -36,6 +38,8 @@ class Transaction:
         self.elements.append(element)
         if self.prepared:
             element.prepare()
+        if self.committed:
+            element.commit()
 
     def prepare(self) -> None:
         self.prepared = True

@@ -92,3 +92,34 @@ def test_upgrade_without_post_install_file_takes_answers_from_the_installed_file
     assert not any(prompt in result.stdout for prompt in PROMPTS)
     assert {k: v for k, v in tree(tmp_path).items() if k in before} == before
     assert f"OVESETUP_CONFIG/websocketProxyPort=int:{port}\n" in (tmp_path / POST).read_text()
+
+
+def test_rerun_uses_the_recorded_store_password(tmp_path, engine_setup):
+    """A non-default OVESETUP_PKI/storePassword is recorded in 10-setup-pki.conf: a plain re-run uses it."""
+    env = ("OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:engine.example.test "
+           "OVESETUP_PKI/storePassword=str:Not-the-default-9")
+    first = engine_setup(tmp_path, "--accept-defaults", f"--otopi-environment={env}")
+    assert first.returncode == 0, first.stdout
+    before = {k: v[:2] for k, v in tree(tmp_path).items()}
+    again = engine_setup(tmp_path, input="")
+    assert again.returncode == 0, again.stdout
+    assert {k: v[:2] for k, v in tree(tmp_path).items() if k in before} == before
+    logs = list((tmp_path / "var/log/ovirt-engine/setup").glob("*.log"))
+    assert len(logs) == 2 and not any("Not-the-default-9" in p.read_text() for p in logs)
+
+
+def test_every_runs_answer_file_replays_on_a_fresh_machine(tmp_path, engine_setup):
+    """Also a re-run that had nothing to confirm records OVESETUP_DIALOG/confirmSettings, as oVirt's
+    answer files always do, so its answer file answers the confirmation on a fresh machine."""
+    first = tmp_path / "first.conf"
+    again = tmp_path / "again.conf"
+    assert engine_setup(tmp_path / "a", f"--generate-answer={first}",
+                        input="yes\nengine.example.test\n\n").returncode == 0
+    rerun = engine_setup(tmp_path / "a", f"--generate-answer={again}", input="")
+    assert rerun.returncode == 0 and "nothing to confirm" in rerun.stdout
+    for answers, fresh in ((first, "b"), (again, "c")):
+        assert "OVESETUP_DIALOG/confirmSettings=bool:True\n" in answers.read_text()
+        replay = engine_setup(tmp_path / fresh, f"--config-append={answers}", input="")
+        assert replay.returncode == 0, replay.stdout
+        assert not any(prompt in replay.stdout for prompt in PROMPTS)
+    assert (tmp_path / "b" / POST).read_bytes() == (tmp_path / "c" / POST).read_bytes()

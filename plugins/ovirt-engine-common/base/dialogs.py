@@ -27,6 +27,7 @@ class DialogsPlugin(Plugin):
                 self.dialog.note(f"{key.summary:40}: {'********' if key.secret else value}")
         if self.env[CONFIRM] is None and self._as_recorded():
             self.dialog.note("The settings are those the last run recorded: nothing to confirm")
+            self.env.supply(CONFIRM, True)  # recorded, as oVirt always does, so this run's answers replay
             return
         if self.env[CONFIRM] is None:
             confirmed = self.dialog.query_boolean(
@@ -58,17 +59,11 @@ class DialogsPlugin(Plugin):
     @event(Stage.CLEANUP, priority=Priority.LAST)
     def where_is_the_log(self) -> None:
         if self.context.error is not None:
-            if self.context.kept:
-                state = "The files this run wrote are kept: run engine-setup again to finish"
-            elif self.context.restored:
-                state = "Every file this run changed is back as it was"
-            else:
-                state = "Some changes could not be undone: see the log"
-            self.log.error("%s.", state)
+            self.log.error("%s", self.context.outcome())
         if self.context.log_file is not None:
             self.log.info("Log file is located at %s", self.context.log_file)
 
-    @event(Stage.TERMINATE)
+    @event(Stage.TERMINATE, priority=Priority.LAST + 500)  # after every other event, before the log closes
     def last_line(self) -> None:
         if self.context.error is None:
             self.log.info("Execution of %s completed successfully", self.context.action)

@@ -1,4 +1,7 @@
-"""Uninstall manifests: the files (with sha256) and folders this setup run created or changed, by group."""
+"""Uninstall manifests: the files (with sha256) and folders this setup run created or changed, by group.
+
+The manifest is written in CLEANUP as an element of the run's transaction, so a failure after it (a later
+CLEANUP event, PRE_TERMINATE, TERMINATE, REBOOT, a signal) takes it away with the changes it describes."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,7 +11,7 @@ from ovsetup import manifest
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Priority, Stage
-from ovsetup.core.transaction import FileWrite, atomic_write, make_parents, sha256_file
+from ovsetup.core.transaction import FileWrite, sha256_file
 from ovsetup.options import SQLiteOptionWrite
 
 
@@ -31,6 +34,7 @@ class UninstallPlugin(Plugin):
         while target.exists():
             target = root.path(paths.UNINSTALL_DIR / f"{stamp}-{counter}-uninstall.conf")
             counter += 1
-        make_parents(target)
-        atomic_write(target, manifest.render(files, dirs).encode(), 0o600)
+        # part of the transaction: a failure later in the run removes it with the files it names
+        self.transaction.append(FileWrite(target, manifest.render(files, dirs), mode=0o600,
+                                          target=str(paths.UNINSTALL_DIR / target.name)))
         self.log.debug("uninstall manifest %s", target)

@@ -4,7 +4,7 @@ Without a host, the option store is the embedded SQLite file."""
 from __future__ import annotations
 
 from ovcommon import paths
-from ovsetup import fqdn, names, options, pgstore
+from ovsetup import names, options, pgstore
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
@@ -20,7 +20,7 @@ def _configured(plugin: Plugin) -> bool:
 class DatabasePlugin(Plugin):
     KEYS = (
         EnvKey(names.DB_HOST, "str", answerfile=True, summary="Engine database host"),
-        EnvKey(names.DB_PORT, "int", answerfile=True, summary="Engine database port", validator=fqdn.port_problem),
+        EnvKey(names.DB_PORT, "port", answerfile=True, summary="Engine database port"),
         EnvKey(names.DB_USER, "str", answerfile=True),
         EnvKey(names.DB_PASSWORD, "str", secret=True, answerfile=True),
         EnvKey(names.DB_DATABASE, "str", answerfile=True, summary="Engine database name"),

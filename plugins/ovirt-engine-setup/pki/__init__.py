@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from ovcommon import paths
+from ovcommon.configfile import ConfigSyntaxError, load_files
 from ovsetup import names, pki
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.errors import SetupError
@@ -22,6 +23,7 @@ from .renew import RenewPlugin
 ORGANIZATION = "OVESETUP_PKI/organization"
 COUNTRY = "OVESETUP_PKI/country"
 STORE_PASSWORD = "OVESETUP_PKI/storePassword"
+STORE_PASSWORD_SETTING = "ENGINE_PKI_ENGINE_STORE_PASSWORD"  # in 10-setup-pki.conf
 
 
 def _country_problem(value: str) -> str | None:
@@ -36,6 +38,19 @@ class PKIPlugin(Plugin):
     )
 
     authority: pki.Authority
+
+    @event(Stage.SETUP)
+    def recorded_store_password(self) -> None:
+        """A re-run uses the store password the first run recorded, unless the user gives one."""
+        recorded = self.context.root.path(paths.ENGINE_PKI_CONFIG)
+        if STORE_PASSWORD in self.env.user_keys or not recorded.is_file():
+            return
+        try:
+            password = load_files([recorded]).get(STORE_PASSWORD_SETTING)
+        except (OSError, ConfigSyntaxError) as exc:
+            raise SetupError(f"cannot read {paths.ENGINE_PKI_CONFIG}: {exc}") from None
+        if password:
+            self.env[STORE_PASSWORD] = password
 
     def _write(self, target: PurePosixPath, content: bytes | str, mode: int = 0o644, group: str = "ca_pki",
                owner: str | None = None) -> None:

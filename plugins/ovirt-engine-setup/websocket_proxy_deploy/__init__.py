@@ -49,7 +49,7 @@ class DeployPlugin(Plugin):
         EnvKey(HOSTS, "multi-str", answerfile=True, postinstall=True, summary="WebSocket Proxy hosts"),
         EnvKey(INVENTORY, "str", answerfile=True, postinstall=True, summary="WebSocket Proxy inventory"),
         EnvKey(SSH_USER, "str", default="root", answerfile=True, postinstall=True),
-        EnvKey(SSH_PORT, "int", default=22, answerfile=True, postinstall=True, validator=_positive),
+        EnvKey(SSH_PORT, "port", default=22, answerfile=True, postinstall=True, validator=_positive),
         EnvKey(SSH_KEY, "str", answerfile=True, postinstall=True),
         EnvKey(SSH_KNOWN_HOSTS, "str", answerfile=True, postinstall=True),
         EnvKey(SSH_ACCEPT_NEW, "bool", default=False, answerfile=True, postinstall=True),
