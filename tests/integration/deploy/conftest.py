@@ -85,7 +85,7 @@ def wheelhouse_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ovcommon.paths import Root
     from ovsetup import deploy
 
-    return deploy.wheelhouse(Root(tmp_path_factory.mktemp("wheelhouse-root"))).archive
+    return deploy.wheelhouse_for(Root(tmp_path_factory.mktemp("wheelhouse-root"))).archive
 
 
 @pytest.fixture

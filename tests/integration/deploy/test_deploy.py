@@ -227,6 +227,7 @@ def test_inventory_file_then_remove_and_a_foreign_python_gets_a_clear_error(test
                                                                          tmp_path):
     from ovcommon.paths import Root
     from ovsetup import deploy
+    from ovsetup.deploy import runner
 
     hosts = testhosts_factory(1)
     host = hosts.hosts[0]
@@ -235,21 +236,22 @@ def test_inventory_file_then_remove_and_a_foreign_python_gets_a_clear_error(test
         "OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:engine.wsp.test")
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(f"[hypervisors]\n{host.fqdn} ansible_host={host.address}\n")
-    arguments = dict(root=root, inventory_file=inventory, hosts_mode=True,
-                     ssh=deploy.Ssh(key=hosts.client_key, known_hosts=hosts.known_hosts))
-    real = deploy.wheelhouse(root)
-    monkeypatch.setattr(deploy, "wheelhouse", lambda root: deploy.Wheelhouse(real.archive, "other", "3.99"))
-    result = deploy.deploy(artifacts=tmp_path / "foreign", **arguments)
+    deployment = deploy.Deployment("hosts", [], str(inventory),
+                                   deploy.Ssh(key=hosts.client_key, known_hosts=hosts.known_hosts))
+    real = deploy.wheelhouse_for(root)
+    monkeypatch.setattr(runner, "wheelhouse_for", lambda *args: deploy.Wheelhouse(real.archive, "other", "3.99"))
+    result = deploy.deploy(deployment, root=root, artifacts=tmp_path / "foreign")
     [failed] = result.failed
-    assert failed.task == "Install the proxy into its virtualenv"
-    assert "built for Python 3.99" in failed.reason
+    assert failed.task == "Stop unless every target has wheels for its Python"
+    assert "the wheelhouse is built for 3.99" in failed.reason
+    assert host.ssh(hosts, "ls /opt/ovirt-websocket-proxy").stdout.split() == [], "nothing is installed"
     monkeypatch.undo()
 
-    assert not deploy.deploy(artifacts=tmp_path / "deploy", **arguments).failed
+    assert not deploy.deploy(deployment, root=root, artifacts=tmp_path / "deploy").failed
     assert host.ssh(hosts, f"test -s {PIDFILE}").returncode == 0
     allowed = host.ssh(hosts, "cat /etc/ovirt-engine/ovirt-websocket-proxy.conf.d/20-setup-allowed-targets.conf")
     assert f"ALLOWED_TARGETS={host.address}\n" in allowed.stdout
-    assert not deploy.remove(artifacts=tmp_path / "remove", **arguments).failed
+    assert not deploy.remove(deployment, root=root, artifacts=tmp_path / "remove").failed
     gone = host.ssh(hosts, "ls /opt/ovirt-websocket-proxy /etc/ovirt-engine/ovirt-websocket-proxy.conf.d "
                            "/etc/pki/ovirt-engine/keys")
     assert gone.stdout.split() == ["/etc/ovirt-engine/ovirt-websocket-proxy.conf.d:", "/etc/pki/ovirt-engine/keys:",
