@@ -1,8 +1,9 @@
 """Packaging for engine-setup's WebSocket proxy feature.
 
 `pip install .` must give a working install: the top-level `plugins/`, `templates/` and `ansible/`
-trees are copied into the `ovsetup` package as `ovsetup/share/...` at build time, and
-`ovsetup.resources.resource_dir()` finds them there (or in the source tree for a checkout).
+trees are copied into the `ovcommon` package as `ovcommon/share/...` at build time (symlinks, such as the
+role's templates, become copies of their targets), and `ovcommon.resources.resource_dir()` finds them there
+(or in the source tree for a checkout). Both sides render from there: the proxy side needs no `ovsetup`.
 """
 import shutil
 from pathlib import Path
@@ -18,7 +19,7 @@ class BuildWithResources(build_py):
 
     def run(self) -> None:
         super().run()
-        share = Path(self.build_lib) / "ovsetup" / "share"
+        share = Path(self.build_lib) / "ovcommon" / "share"
         for tree in RESOURCE_TREES:
             source = Path(__file__).parent / tree
             if source.is_dir():

@@ -82,6 +82,11 @@ def test_remote_mode_serves_the_console_and_a_rerun_changes_nothing(testhosts_fa
     pki = engine_root / "etc/pki/ovirt-engine"
     assert (pki / f"requests/websocket-proxy-{host.fqdn}.req").is_file()
     assert (pki / f"certs/websocket-proxy-{host.fqdn}.cer").is_file()
+    installed = host.ssh(hosts, "/opt/ovirt-websocket-proxy/venv/bin/python -c 'import importlib.metadata as m; "
+                                "print(*sorted(d.metadata[\"Name\"].lower() for d in m.distributions()))'")
+    names = set(installed.stdout.split())
+    assert {"ovirt-engine-wsp", "websockets", "cryptography", "uvloop", "jinja2"} <= names, installed.stderr
+    assert not {n for n in names if n.startswith(("ansible", "psycopg"))}, names
 
     key = host.ssh(hosts, "stat -c %a /etc/pki/ovirt-engine/keys/websocket-proxy.key.nopass; "
                           "sed -n 2p /etc/pki/ovirt-engine/keys/websocket-proxy.key.nopass")
