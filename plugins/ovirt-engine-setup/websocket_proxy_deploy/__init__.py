@@ -149,7 +149,7 @@ class DeployPlugin(Plugin):
         artifacts = deploy.artifacts_dir(root, self.context.log_file, self.context.action)
         try:
             result = deploy.deploy(record, root=root, artifacts=artifacts, progress=self.log.info)
-        except deploy.DeployError as exc:
+        except (deploy.DeployError, OSError, ImportError) as exc:  # after the records: they stay, and we say so
             raise IncompleteError(f"the WebSocket Proxy was not deployed: {exc}; {kept}") from None
         for host in result.hosts.values():
             record.status[host.name] = "deployed" if host.ok else f"failed: {host.task}: {host.reason}"

@@ -117,10 +117,14 @@ def test_remote_mode_serves_the_console_and_a_rerun_changes_nothing(testhosts_fa
         xvnc.wait(10)
 
     pid = proxy_pid(hosts, host)
+    recorded = [engine_root / "etc/ovirt-engine-setup.conf.d/20-setup-websocket-proxy-deploy.conf",
+                engine_root / "var/lib/ovirt-engine/setup/websocket-proxy-deploy.json"]
+    stamps = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in recorded]
     again = engine_setup(engine_root, hosts)  # the recorded answers bring the deployment back
     assert again.returncode == 0, again.stdout + again.stderr
     assert ": changed" not in again.stdout and ": ok" in again.stdout
     assert proxy_pid(hosts, host) == pid
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns) for p in recorded] == stamps, "a no-change re-run wrote them"
 
     cleanup = run("engine-cleanup", "--root", str(engine_root), "--accept-defaults",
                   "--otopi-environment=OVESETUP_REMOVE/removeWsp=bool:True")
@@ -152,6 +156,8 @@ def test_host_keys_are_checked(testhosts_factory, engine_root, tmp_path):
     assert f"{host.fqdn}: " in refused.stdout and "UNREACHABLE" in refused.stdout
     assert option(engine_root) == "Off"
     assert "The files this run wrote are kept" in refused.stdout
+    assert "kept /etc/ovirt-engine-setup.conf.d/20-setup-websocket-proxy-deploy.conf and " \
+           "/var/lib/ovirt-engine/setup/websocket-proxy-deploy.json for the re-run (engine-setup)" in refused.stdout
     refused = engine_setup(engine_root, hosts, remote, "OVESETUP_CONFIG/websocketProxySshAcceptNewHostKeys=bool:True",
                            known_hosts=str(wrong))
     assert refused.returncode != 0, "accepting new keys must not accept a changed one"
