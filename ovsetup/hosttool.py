@@ -1,7 +1,8 @@
 """`ovirt-websocket-proxy-host`: the deployment steps that run our code. The engine's own steps are here:
-`sign` signs a proxy host's CSR with the engine CA, `wheelhouse` writes the tar of wheels the targets install
-(for the standalone playbook). The proxy host's steps (`configure`, `install-cert`, `check`, `verify-unit`)
-belong to the proxy side, `wsproxy.hosttool`, which this command hands them to.
+`sign` signs a proxy host's CSR with the engine CA; for admins who run their own Ansible, `wheelhouse` writes
+the tar of wheels the targets install and `playbook` prints where the playbook is. The proxy host's steps
+(`configure`, `install-cert`, `check`, `verify-unit`) belong to the proxy side, `wsproxy.hosttool`, which this
+command hands them to.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ovcommon.paths import Root
 from wsproxy import hosttool as proxy_side
 
 from . import pki
+from .resources import resource_dir
 
 PROG = proxy_side.PROG
 
@@ -66,9 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", type=Path, default=Path("/"), help="the cache lies below it, as engine-setup's")
     p.add_argument("--python-version", help="the targets' Python (major.minor); default this one's")
     p.add_argument("--find-links", type=Path, help="a directory of wheels to use instead of the package index")
+    sub.add_parser("playbook", help="print the path of the shipped playbook, websocket-proxy.yml (engine side)")
     args = top.parse_args(argv)
     try:
-        if args.command == "sign":
+        if args.command == "playbook":
+            print(resource_dir("ansible") / "websocket-proxy.yml")
+        elif args.command == "sign":
             sys.stdout.buffer.write(sign(Root(args.root), args.fqdn, sys.stdin.buffer.read()))
         elif args.command == "wheelhouse":
             house_id = write_wheelhouse(Root(args.root), args.output, args.python_version, args.find_links)

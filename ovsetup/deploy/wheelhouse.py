@@ -38,6 +38,7 @@ WHEELHOUSE_DIR = PurePosixPath("/var/lib/ovirt-engine/setup/wheelhouse")
 WHEELHOUSE_KEY = "OVESETUP_CONFIG/websocketProxyWheelhouse"
 FORMAT = "3"  # product wheel --no-deps + the proxy extra + pip (the venv is made --without-pip)
 REQUIREMENTS = "requirements.txt"
+ABOUT = "wheelhouse.json"  # {id, python, machine}: the standalone playbook reads it from the archive
 SOURCE_PARTS = ("setup.py", "pyproject.toml", "ovcommon", "ovsetup", "wsproxy", "plugins", "templates", "ansible")
 # Run with the target's python3: what selects its wheels. Only the standard library.
 PROBE = ("import json, platform, sys; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
@@ -236,10 +237,11 @@ def wheelhouse_for(root: Root, python: TargetPython | None = None, wheel_dir: Pa
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             for wheel in sorted(Path(tmp).glob("*.whl")):
                 tar.add(wheel, arcname=wheel.name)
-            listing = ("\n".join(requirements) + "\n").encode()  # what the role installs beside --no-deps
-            info = tarfile.TarInfo(REQUIREMENTS)
-            info.size, info.mode = len(listing), 0o644
-            tar.addfile(info, io.BytesIO(listing))
+            about = {"id": key, "python": python.version, "machine": python.machine}
+            for name, data in ((REQUIREMENTS, "\n".join(requirements) + "\n"), (ABOUT, json.dumps(about) + "\n")):
+                info = tarfile.TarInfo(name)  # what the role installs beside --no-deps; what the wheels are for
+                info.size, info.mode = len(data.encode()), 0o644
+                tar.addfile(info, io.BytesIO(data.encode()))
     make_parents(archive)
     atomic_write(archive, buffer.getvalue(), 0o644)
     return Wheelhouse(archive, key, python.version, python.machine)
