@@ -164,9 +164,14 @@ def _session(deployment: Deployment, artifacts: Path) -> Iterator[_Run]:
     try:
         yield _Run(inventory_arg, pattern, names, _envvars(deployment.ssh, control_dir), deployment.forks, artifacts)
     finally:
-        for sock in Path(control_dir).iterdir():
-            subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "placeholder"], capture_output=True)
-        shutil.rmtree(control_dir, ignore_errors=True)
+        close_masters(control_dir)
+
+
+def close_masters(control_dir: str) -> None:
+    """End the SSH control masters below control_dir, and remove it."""
+    for sock in Path(control_dir).iterdir():
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "placeholder"], capture_output=True)
+    shutil.rmtree(control_dir, ignore_errors=True)
 
 
 def _ansible(run: _Run, ident: str, **arguments: object):  # type: ignore[no-untyped-def]
