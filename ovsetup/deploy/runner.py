@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ovcommon import paths
@@ -206,8 +206,10 @@ def _probe(run: _Run, ident: str) -> dict[str, TargetPython]:
 def prepare(deployment: Deployment, *, root: Root, artifacts: Path,
             progress: Progress = lambda line: None) -> list[Wheelhouse]:
     """Probe every target's python3 and prepare a wheelhouse for each Python found (cached below root);
-    a DeployError names the Python and the hosts that cannot be served, before anything is installed."""
-    with _session(deployment, artifacts) as run:
+    a DeployError names the Python and the hosts that cannot be served, before anything is installed.
+    Before the admin's confirmation, so no host key is accepted here: an unknown host is probed later."""
+    checking = replace(deployment, ssh=replace(deployment.ssh, accept_new=False))
+    with _session(checking, artifacts) as run:
         return _prepare(deployment, root, run, run.artifacts.name + "-check", progress)
 
 
