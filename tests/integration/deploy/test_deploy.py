@@ -269,3 +269,32 @@ def test_inventory_file_then_remove_and_a_foreign_python_gets_a_clear_error(test
                                    "/opt/ovirt-websocket-proxy:"]
     assert "6100" not in subprocess.run(["ip", "netns", "exec", host.name, "ss", "-ltn"], capture_output=True,
                                         text=True).stdout
+
+
+def test_a_target_python_without_wheels_stops_validation_before_any_change(testhosts_factory, engine_root, tmp_path):
+    import sys
+
+    hosts = testhosts_factory(1)
+    host = hosts.hosts[0]
+    python = tmp_path / "python3.13"  # what a Debian 13 host's python3 answers the probe
+    python.write_text("#!/bin/sh\nexec /usr/bin/python3 -c \"import json, platform; print(json.dumps("
+                      "{'version': '3.13', 'machine': platform.machine(), 'libc': platform.libc_ver()}))\"\n")
+    python.chmod(0o755)
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"[hypervisors]\n{host.fqdn} ansible_host={host.address} "
+                         f"ovirt_websocket_proxy_python={python}\n")
+    wheels = tmp_path / "wheels"  # the admin's wheel directory, with wheels for the engine's Python only
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(wheels),
+                    "cryptography>=41", "jinja2>=3.1", "websockets>=13", "uvloop>=0.19", "pip"], check=True)
+    before = sorted(p for p in engine_root.rglob("*") if p.is_file())
+    refused = engine_setup(engine_root, hosts, "OVESETUP_CONFIG/websocketProxyDeploy=str:Hosts",
+                           f"OVESETUP_CONFIG/websocketProxyInventory=str:{inventory}",
+                           f"OVESETUP_CONFIG/websocketProxyWheelhouse=str:{wheels}")
+    assert refused.returncode != 0
+    assert "Failed to execute stage 'Setup validation'" in refused.stdout, refused.stdout
+    assert f"{host.fqdn}: no wheels for Python 3.13 (x86_64) in the wheel directory {wheels}" in refused.stdout
+    assert "CONFIGURATION PREVIEW" not in refused.stdout
+    after = [p for p in engine_root.rglob("*") if p.is_file() and "ovirt-engine/setup/answers" not in str(p)
+             and "log/ovirt-engine/setup" not in str(p)]
+    assert sorted(after) == before
+    assert host.ssh(hosts, "ls /opt/ovirt-websocket-proxy").stdout.split() == []
