@@ -1,8 +1,9 @@
 """Packaging for engine-setup's WebSocket proxy feature.
 
 `pip install .` must give a working install: the top-level `plugins/`, `templates/` and `ansible/`
-trees are copied into the `ovsetup` package as `ovsetup/share/...` at build time, and
-`ovsetup.resources.resource_dir()` finds them there (or in the source tree for a checkout).
+trees are copied into the `ovcommon` package as `ovcommon/share/...` at build time (symlinks, such as the
+role's templates, become copies of their targets), and `ovcommon.resources.resource_dir()` finds them there
+(or in the source tree for a checkout). Both sides render from there: the proxy side needs no `ovsetup`.
 """
 import shutil
 from pathlib import Path
@@ -18,7 +19,7 @@ class BuildWithResources(build_py):
 
     def run(self) -> None:
         super().run()
-        share = Path(self.build_lib) / "ovsetup" / "share"
+        share = Path(self.build_lib) / "ovcommon" / "share"
         for tree in RESOURCE_TREES:
             source = Path(__file__).parent / tree
             if source.is_dir():
@@ -30,8 +31,13 @@ class BuildWithResources(build_py):
                 )
 
 
+# What the proxy side needs: the targets' virtualenv gets the product's wheel (--no-deps) plus exactly these.
+PROXY_REQUIRES = ["cryptography>=41", "jinja2>=3.1", "websockets>=13", "uvloop>=0.19"]
+# The engine side deploys to other machines with Ansible: part of every install.
+DEPLOY_REQUIRES = ["ansible-core>=2.16", "ansible-runner>=2.4"]
 EXTRAS = {
-    "deploy": ["ansible-core>=2.16", "ansible-runner>=2.4"],
+    "proxy": PROXY_REQUIRES,
+    "deploy": DEPLOY_REQUIRES,  # kept for old install commands; now part of install_requires
     "deploy-lint": ["ansible-lint>=24"],
     "pg": ["psycopg[binary]>=3.1"],
     "test": ["pytest>=8", "ruff", "hypothesis>=6"],
@@ -48,12 +54,7 @@ setup(
     packages=find_packages(include=["ovcommon", "ovcommon.*", "ovsetup", "ovsetup.*", "wsproxy", "wsproxy.*"]),
     include_package_data=True,
     package_data={"wsproxy": ["*.conf", "static/**/*", "templates/*"]},
-    install_requires=[
-        "cryptography>=41",
-        "jinja2>=3.1",
-        "websockets>=13",
-        "uvloop>=0.19",
-    ],
+    install_requires=PROXY_REQUIRES + DEPLOY_REQUIRES,
     extras_require=EXTRAS,
     cmdclass={"build_py": BuildWithResources},
     entry_points={

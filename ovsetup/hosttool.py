@@ -1,76 +1,31 @@
-"""`ovirt-websocket-proxy-host`: the steps of a deployment that run our code, on the target or the engine.
-
-On the target (in its virtualenv): `configure` reads a JSON spec on stdin and writes the engine CA, the
-engine certificate and the proxy config with the same templates and code as local setup, checks the
-systemd unit offline where systemd does not run, makes the proxy's key if there is none (0600; it never
-leaves the host) and prints a CSR when the certificate is missing, foreign, misnamed, expiring or not for
-that key; `install-cert` installs the signed certificate from stdin; `check` is the final TLS handshake
-that verifies the engine CA and the host's name. On the engine: `sign` signs a CSR with the engine CA.
+"""`ovirt-websocket-proxy-host`: the deployment steps that run our code. The engine's own steps are here:
+`sign` signs a proxy host's CSR with the engine CA; for admins who run their own Ansible, `wheelhouse` writes
+the tar of wheels the targets install and `playbook` prints where the playbook is. The proxy host's steps
+(`configure`, `install-cert`, `check`, `verify-unit`) belong to the proxy side, `wsproxy.hosttool`, which this
+command hands them to.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import pwd
 import shutil
-import socket
-import ssl
-import subprocess
 import sys
-import time
 from pathlib import Path
-
-from cryptography import x509
 
 from ovcommon import paths
 from ovcommon.errors import entry
+from ovcommon.files import atomic_write, make_parents
 from ovcommon.paths import Root
+from wsproxy import hosttool as proxy_side
 
-from . import pki, service
-from .core.transaction import atomic_write, make_parents
-from .render import render
+from . import pki
+from .resources import resource_dir
 
-PROG = "ovirt-websocket-proxy-host"
-ALLOWED_TARGETS_CONFIG = paths.PROXY_CONFIG_D / "20-setup-allowed-targets.conf"
-UNIT_NAME = "ovirt-websocket-proxy.service"
+PROG = proxy_side.PROG
 
 
 def proxy_request(fqdn: str) -> str:
     """oVirt's name for a proxy host's files: `requests/<name>.req`, `certs/<name>.cer`."""
     return f"websocket-proxy-{fqdn}"
-
-
-def _existing_user(name: str | None) -> str | None:
-    try:
-        return pwd.getpwnam(name).pw_name if name else None
-    except KeyError:
-        return None
-
-
-def csr(key: Path, cert: Path, ca: Path, request: Path, fqdn: str, owner: str | None = None) -> bool:
-    """Make the key if missing; write a CSR when the certificate must be (re)issued. True if a CSR was written.
-
-    The key belongs to `owner` when that user exists (the service user on systemd hosts)."""
-    owner = _existing_user(owner)
-    renewing = False
-    if cert.exists() and key.exists():
-        ca_cert = x509.load_pem_x509_certificate(ca.read_bytes())
-        if pki.certificate_problem(cert.read_bytes(), ca_cert, fqdn) is None:
-            if pki.public_keys_match(cert.read_bytes(), key.read_bytes()):
-                request.unlink(missing_ok=True)
-                return False
-        else:
-            renewing = True  # a renewed certificate gets a new key, as the local proxy's does
-    if renewing or not key.exists():
-        make_parents(key, 0o750)
-        atomic_write(key, pki.key_pem(pki.generate_key()), 0o600, owner)
-    elif owner is not None and key.stat().st_uid != pwd.getpwnam(owner).pw_uid:
-        shutil.chown(key, owner, owner)
-    private = pki._load_own_key(key.read_bytes())
-    make_parents(request)
-    atomic_write(request, pki.make_csr(private, fqdn), 0o644)
-    return True
 
 
 def sign(root: Root, fqdn: str, request_pem: bytes) -> bytes:
@@ -86,122 +41,48 @@ def sign(root: Root, fqdn: str, request_pem: bytes) -> bytes:
     return cert
 
 
-def _write(path: Path, content: str | bytes, mode: int = 0o644) -> bool:
-    """Write when the content or mode differs; True if it did."""
-    data = content.encode() if isinstance(content, str) else content
-    if path.is_file() and path.read_bytes() == data and path.stat().st_mode & 0o7777 == mode:
-        return False
-    make_parents(path)
-    atomic_write(path, data, mode)
-    return True
+def write_wheelhouse(root: Root, output: Path, python_version: str | None, wheel_dir: Path | None) -> str:
+    """Copy the wheelhouse for targets with `python_version` (default the engine's; built or taken from the
+    cache below root, as engine-setup's) to `output`; return its id."""
+    from .deploy import wheelhouse  # engine side only: needs what the proxy hosts do not install
 
-
-def configure(spec: dict) -> dict:
-    """Write what the proxy reads and, where systemd does not run, an offline-checked unit; make the key and,
-    when needed, a CSR. Returns {"changed": bool, "files": [written], "csr": PEM or "", "systemd": bool}."""
-    prefix = Path(spec["prefix"])
-    systemd = service.systemd_running()
-    files: dict[Path, str] = {
-        Path(paths.CA_CERT): spec["ca"],
-        Path(paths.ENGINE_CERT): spec["engine_cert"],
-        Path(paths.PROXY_SETUP_CONFIG): render(
-            "10-setup.conf.j2", port=spec["port"], ssl_certificate=paths.PROXY_CERT, ssl_key=paths.PROXY_KEY,
-            cert_for_data_verification=paths.ENGINE_CERT),
-    }
-    if spec["allowed_targets"]:
-        files[Path(ALLOWED_TARGETS_CONFIG)] = render("20-setup-allowed-targets.conf.j2",
-                                                     allowed_targets=spec["allowed_targets"])
-    changed = [str(path) for path, content in files.items() if _write(path, content)]
-    if not spec["allowed_targets"] and Path(ALLOWED_TARGETS_CONFIG).exists():
-        Path(ALLOWED_TARGETS_CONFIG).unlink()
-        changed.append(str(ALLOWED_TARGETS_CONFIG))
-    if not systemd:
-        unit = prefix / UNIT_NAME
-        content = render("ovirt-websocket-proxy.service.j2", user=spec["user"], sysconfig=paths.SYSCONFIG,
-                         executable=prefix / "venv" / "bin" / "ovirt-websocket-proxy")
-        if _write(unit, content):
-            problem = verify_unit(unit)
-            if problem:
-                raise ValueError(f"the systemd unit does not verify: {problem}")
-    request = prefix / "websocket-proxy.req"
-    needed = csr(Path(paths.PROXY_KEY), Path(paths.PROXY_CERT), Path(paths.CA_CERT), request, spec["fqdn"],
-                 spec["user"])
-    return {"changed": bool(changed) or needed, "files": changed, "csr": request.read_text() if needed else "",
-            "systemd": systemd}
-
-
-def install_cert(cert_pem: bytes, fqdn: str) -> bool:
-    """Install the signed certificate, if it is for this host's key and name; True if it changed."""
-    ca_cert = x509.load_pem_x509_certificate(Path(paths.CA_CERT).read_bytes())
-    problem = pki.certificate_problem(cert_pem, ca_cert, fqdn)
-    if problem is None and not pki.public_keys_match(cert_pem, Path(paths.PROXY_KEY).read_bytes()):
-        problem = "is not for this host's key"
-    if problem:
-        raise ValueError(f"the signed certificate {problem}")
-    return _write(Path(paths.PROXY_CERT), cert_pem)
-
-
-def verify_unit(unit: Path) -> str | None:
-    """What `systemd-analyze verify` (when installed) or, failing that, a minimal check finds wrong."""
-    if shutil.which("systemd-analyze"):
-        result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True)
-        return None if result.returncode == 0 else result.stderr.strip() or "systemd-analyze verify failed"
-    text = unit.read_text()
-    missing = [part for part in ("[Unit]", "[Service]", "[Install]", "ExecStart=") if part not in text]
-    return f"{unit}: no {', '.join(missing)}" if missing else None
-
-
-def check(ca: Path, fqdn: str, address: str, port: int, timeout: float) -> None:
-    """A TLS handshake with the proxy that verifies the engine CA and `fqdn`; retries until `timeout`."""
-    context = ssl.create_default_context(cafile=str(ca))
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((address, port), timeout=5) as raw, \
-                    context.wrap_socket(raw, server_hostname=fqdn):
-                return
-        except ssl.SSLCertVerificationError:
-            raise
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    engine = wheelhouse.TargetPython.engine()
+    python = engine if python_version in (None, engine.version) else \
+        wheelhouse.TargetPython(str(python_version), engine.machine, engine.libc)
+    try:
+        house = wheelhouse.wheelhouse_for(root, python, wheel_dir)
+    except wheelhouse.DeployError as exc:
+        raise ValueError(str(exc)) from None
+    make_parents(output)
+    shutil.copyfile(house.archive, output)
+    return house.id
 
 
 @entry(PROG)
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("configure", help="read a JSON spec on stdin; print a JSON result")
-    p = sub.add_parser("install-cert", help="install the signed certificate read from stdin")
-    p.add_argument("--fqdn", required=True)
+    top = proxy_side.parser()
+    sub = top.get_default("subparsers")
     p = sub.add_parser("sign", help="sign the CSR read from stdin with the engine CA (engine side)")
     p.add_argument("--root", type=Path, default=Path("/"))
     p.add_argument("--fqdn", required=True)
-    p = sub.add_parser("verify-unit", help="check a systemd unit file offline")
-    p.add_argument("unit", type=Path)
-    p = sub.add_parser("check", help="TLS handshake verifying the engine CA and the host name")
-    p.add_argument("--fqdn", required=True)
-    p.add_argument("--ca", type=Path, default=Path(paths.CA_CERT))
-    p.add_argument("--address", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=paths.DEFAULT_PROXY_PORT)
-    p.add_argument("--timeout", type=float, default=10.0)
-    args = parser.parse_args(argv)
+    p = sub.add_parser("wheelhouse", help="write the tar of wheels the proxy hosts install (engine side)")
+    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("--root", type=Path, default=Path("/"), help="the cache lies below it, as engine-setup's")
+    p.add_argument("--python-version", help="the targets' Python (major.minor); default this one's")
+    p.add_argument("--find-links", type=Path, help="a directory of wheels to use instead of the package index")
+    sub.add_parser("playbook", help="print the path of the shipped playbook, websocket-proxy.yml (engine side)")
+    args = top.parse_args(argv)
     try:
-        if args.command == "configure":
-            print(json.dumps(configure(json.load(sys.stdin))))
-        elif args.command == "install-cert":
-            print("changed" if install_cert(sys.stdin.buffer.read(), args.fqdn) else "unchanged")
+        if args.command == "playbook":
+            print(resource_dir("ansible") / "websocket-proxy.yml")
         elif args.command == "sign":
             sys.stdout.buffer.write(sign(Root(args.root), args.fqdn, sys.stdin.buffer.read()))
-        elif args.command == "verify-unit":
-            problem = verify_unit(args.unit)
-            if problem:
-                raise ValueError(problem)
+        elif args.command == "wheelhouse":
+            house_id = write_wheelhouse(Root(args.root), args.output, args.python_version, args.find_links)
+            print(f"{args.output}: wheelhouse {house_id}")
         else:
-            check(args.ca, args.fqdn, args.address, args.port, args.timeout)
-            print(f"wss://{args.fqdn}:{args.port}/ answers with a certificate from the engine CA")
-    except (OSError, ValueError, KeyError, pki.PKIError, ssl.SSLError) as exc:
+            proxy_side.run(args)
+    except (*proxy_side.ERRORS, pki.PKIError) as exc:
         print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -7,26 +7,34 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import ipaddress
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ovcommon import paths
+from ovcommon.certs import (  # noqa: F401 (the host-side pieces live in ovcommon; pki.* keeps naming them)
+    KEY_SIZE,
+    RENEW_WITHIN_DAYS,
+    certificate_problem,
+    generate_key,
+    key_pem,
+    load_own_key,
+    make_csr,
+    public_keys_match,
+    san,
+    utcnow,
+)
 from ovcommon.paths import Root
 
-KEY_SIZE = 2048
 CA_DAYS = 3650
 CERT_DAYS = 398
-RENEW_WITHIN_DAYS = 60
 
 
 class PKIError(Exception):
@@ -50,19 +58,6 @@ class Authority:
 def _attribute(name: x509.Name, oid: x509.ObjectIdentifier, fallback: str) -> str:
     values = name.get_attributes_for_oid(oid)
     return str(values[0].value) if values else fallback
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def generate_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
-
-
-def key_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:
@@ -101,7 +96,7 @@ def renew_authority(ca: Authority) -> Authority:
 
 
 def _self_signed(key: rsa.RSAPrivateKey, name: x509.Name) -> x509.Certificate:
-    start = _now() - dt.timedelta(days=1)
+    start = utcnow() - dt.timedelta(days=1)
     return (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -114,16 +109,9 @@ def _self_signed(key: rsa.RSAPrivateKey, name: x509.Name) -> x509.Certificate:
     )
 
 
-def _san(fqdn: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(fqdn))
-    except ValueError:
-        return x509.DNSName(fqdn)
-
-
 def issue(ca: Authority, public_key: rsa.RSAPublicKey, fqdn: str, days: int = CERT_DAYS) -> x509.Certificate:
     """A server/client certificate for `fqdn`, signed by `ca`."""
-    start = _now() - dt.timedelta(days=1)
+    start = utcnow() - dt.timedelta(days=1)
     return (
         x509.CertificateBuilder()
         .subject_name(subject(ca.country, ca.organization, fqdn)).issuer_name(ca.cert.subject)
@@ -133,7 +121,7 @@ def issue(ca: Authority, public_key: rsa.RSAPublicKey, fqdn: str, days: int = CE
         .add_extension(_key_usage("digital_signature", "key_encipherment"), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                               ExtendedKeyUsageOID.CLIENT_AUTH]), critical=True)
-        .add_extension(x509.SubjectAlternativeName([_san(fqdn)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([san(fqdn)]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
                        critical=False)
@@ -160,28 +148,12 @@ def load_engine_store(data: bytes, password: str) -> tuple[rsa.RSAPrivateKey, x5
 def load_authority(cert_path: Path, key_path: Path) -> Authority:
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = _load_own_key(key_path.read_bytes())
+        key = load_own_key(key_path.read_bytes())
     except (OSError, ValueError) as exc:
         raise PKIError(f"cannot use the CA {cert_path} / {key_path}: {exc}") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise PKIError(f"{key_path}: the CA key is not an RSA key")
     return Authority(cert, key)
-
-
-def _load_own_key(data: bytes):  # type: ignore[no-untyped-def]
-    """Load a key that setup itself wrote to a 0600 file. The RSA consistency check guards against
-    crafted keys and costs ~70 ms a key; for our own files it only slows every re-run."""
-    return serialization.load_pem_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
-
-
-def make_csr(key: rsa.RSAPrivateKey, fqdn: str) -> bytes:
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)]))
-        .add_extension(x509.SubjectAlternativeName([_san(fqdn)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return csr.public_bytes(serialization.Encoding.PEM)
 
 
 @contextmanager
@@ -210,35 +182,6 @@ def sign_csr(ca_cert: Path, ca_key: Path, csr_pem: bytes, fqdn: str, days: int =
         return cert_pem(issue(ca, public_key, fqdn, days))
 
 
-def certificate_problem(cert_pem_data: bytes, ca_cert: x509.Certificate, fqdn: str,
-                        renew_within_days: int = RENEW_WITHIN_DAYS) -> str | None:
-    """Why a certificate must be (re)issued, or None when it is fine to keep."""
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem_data)
-    except ValueError:
-        return "not a PEM certificate"
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (InvalidSignature, ValueError, TypeError):
-        return "not issued by the engine CA"
-    try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return "has no subjectAltName"
-    if fqdn not in names.get_values_for_type(x509.DNSName) and fqdn not in {
-            str(ip) for ip in names.get_values_for_type(x509.IPAddress)}:
-        return f"does not name {fqdn}"
-    if cert.not_valid_after_utc - _now() < dt.timedelta(days=renew_within_days):
-        return f"expires on {cert.not_valid_after_utc:%Y-%m-%d}"
-    return None
-
-
-def public_keys_match(cert_pem_data: bytes, key_pem_data: bytes) -> bool:
-    cert = x509.load_pem_x509_certificate(cert_pem_data)
-    key = _load_own_key(key_pem_data)
-    return cert.public_key().public_numbers() == key.public_key().public_numbers()  # type: ignore[union-attr]
-
-
 @dataclass(frozen=True)
 class Checked:
     """One certificate a run checks: what it is, where, until when, and why it needs renewal (or None)."""
@@ -258,7 +201,7 @@ def renewal_problem(cert_pem_data: bytes, *, need_san: bool = True,
             cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         except x509.ExtensionNotFound:
             return "has no subjectAltName"
-    if cert.not_valid_after_utc - _now() < dt.timedelta(days=within_days):
+    if cert.not_valid_after_utc - utcnow() < dt.timedelta(days=within_days):
         return f"expires on {cert.not_valid_after_utc:%Y-%m-%d}"
     return None
 

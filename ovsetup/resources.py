@@ -1,16 +1,4 @@
-"""Where the shipped resource trees (plugins, templates, the Ansible playbook) are found."""
-from __future__ import annotations
+"""Where the shipped resource trees are found (shared with the proxy side: see `ovcommon.resources`)."""
+from ovcommon.resources import resource_dir
 
-from pathlib import Path
-
-
-def resource_dir(name: str) -> Path:
-    """Locate a shipped resource tree (`plugins`, `templates`, `ansible`).
-
-    An installed package carries them in `ovsetup/share/`; a source checkout has them at the top.
-    """
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "share" / name, here.parent / name):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"resource tree {name!r} not found next to {here}")
+__all__ = ["resource_dir"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ovsetup import deploy
+from ovsetup.deploy import runner
 
 
 def test_host_lines_take_a_name_and_an_optional_address():
@@ -31,19 +32,19 @@ def test_an_unresolvable_host_without_address_is_refused_in_hosts_mode():
 
 
 def test_ssh_settings_reach_ansible_and_host_keys_are_checked():
-    env = deploy._envvars(deploy.Ssh(user="admin", port=2222, key="/k", known_hosts="/kh"), "/tmp/cp")
+    env = runner._envvars(deploy.Ssh(user="admin", port=2222, key="/k", known_hosts="/kh"), "/tmp/cp")
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
     assert "UserKnownHostsFile=/kh" in env["ANSIBLE_SSH_ARGS"]
     assert "StrictHostKeyChecking=yes" in env["ANSIBLE_SSH_ARGS"]
     assert (env["ANSIBLE_REMOTE_USER"], env["ANSIBLE_REMOTE_PORT"], env["ANSIBLE_PRIVATE_KEY_FILE"]) == \
         ("admin", "2222", "/k")
-    accepting = deploy._envvars(deploy.Ssh(accept_new=True), "/tmp/cp")
+    accepting = runner._envvars(deploy.Ssh(accept_new=True), "/tmp/cp")
     assert "StrictHostKeyChecking=accept-new" in accepting["ANSIBLE_SSH_ARGS"]
 
 
 def test_the_progress_line_names_host_task_and_outcome():
     lines: list[str] = []
-    handle = deploy._progress_handler(lines.append)
+    handle = runner._progress_handler(lines.append)
     handle({"event": "runner_on_ok", "event_data": {"host": "h", "task": "T", "res": {"changed": True}}})
     handle({"event": "runner_on_unreachable", "event_data": {"host": "h", "task": "U", "res": {}}})
     handle({"event": "playbook_on_task_start", "event_data": {"task": "T"}})
@@ -53,6 +54,28 @@ def test_the_progress_line_names_host_task_and_outcome():
 def test_an_inventory_file_names_its_hosts(tmp_path):
     inventory = tmp_path / "hosts.ini"
     inventory.write_text("[hypervisors]\nh1.example ansible_host=10.0.0.1\nh2.example\n\n[other]\nh3.example\n")
-    assert deploy._inventory_hosts(inventory) == ["h1.example", "h2.example", "h3.example"]
+    assert deploy.inventory_hosts(inventory) == ["h1.example", "h2.example", "h3.example"]
     with pytest.raises(deploy.DeployError):
-        deploy._inventory_hosts(tmp_path / "missing.ini")
+        deploy.inventory_hosts(tmp_path / "missing.ini")
+
+
+def test_the_engine_side_builds_the_inventory_without_the_engine_group(tmp_path):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[engine]\nengine.example\n\n[websocket_proxy]\nh1.example\n")
+    assert deploy.inventory_hosts(inventory) == ["h1.example"]
+
+
+def test_a_damaged_record_is_a_clear_error(tmp_path):
+    from ovcommon import paths
+    from ovcommon.paths import Root
+
+    root = Root(tmp_path)
+    record = deploy.Deployment("remote", [deploy.Target("h1.example", "10.0.0.1")], wheel_dir="/srv/wheels")
+    assert deploy.save_record(root, record) is True
+    assert deploy.save_record(root, record) is False  # the same record: the file is not written again
+    assert deploy.load_record(root) == record
+    path = root.path(paths.DEPLOY_RECORD)
+    for damage in ("{not json", '{"mode": "remote"}', '{"mode": "remote", "targets": [{"name": "x"}], "ssh": {}}'):
+        path.write_text(damage)
+        with pytest.raises(deploy.DeployError, match="websocket-proxy-deploy.json is damaged"):
+            deploy.load_record(root)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import pwd
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from ovcommon.files import atomic_write, make_parents  # noqa: F401 (callers name them here)
 
 log = logging.getLogger(__name__)
 
@@ -68,44 +68,6 @@ class Transaction:
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, content: bytes, mode: int, owner: str | None = None) -> None:
-    """Write through a temporary file in the same directory, fsync, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            if owner is not None:
-                user = pwd.getpwnam(owner)
-                os.fchown(stream.fileno(), user.pw_uid, user.pw_gid)
-            os.fchmod(stream.fileno(), mode)
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def make_parents(path: Path, mode: int = 0o755) -> list[Path]:
-    """Create the missing parent directories of `path`; return them, outermost first."""
-    missing = [parent for parent in path.parents if not parent.exists()]
-    created = []
-    for directory in reversed(missing):
-        directory.mkdir(mode=mode)
-        os.chmod(directory, mode)
-        created.append(directory)
-    return created
 
 
 def remove_dirs(created: list[Path]) -> None:

@@ -32,8 +32,8 @@ class RemoveDeployedPlugin(Plugin):
         assert record is not None
         hosts = sorted(set(record.status) | {t.fqdn for t in record.targets})
         self.log.info("Removing the WebSocket Proxy from %s with Ansible", ", ".join(hosts))
-        result = deploy.remove(root=root, artifacts=deploy.artifacts_dir(root, self.context.log_file, "cleanup"),
-                               progress=self.log.info, **record.run_arguments())
+        artifacts = deploy.artifacts_dir(root, self.context.log_file, "cleanup")
+        result = deploy.remove(record, root=root, artifacts=artifacts, progress=self.log.info)
         if result.failed or not result.hosts:
             failed = result.report_failures(self.log)
             raise SetupError(f"the WebSocket Proxy could not be removed from {failed}; the Ansible artifacts "

@@ -1,7 +1,11 @@
 """The WebSocket proxy on other machines: one separate machine (Remote) or every hypervisor host (Hosts),
-deployed with Ansible after this host's files are committed; the option changes only when every host passed."""
+deployed with Ansible after this host's files are committed; the option changes only when every host passed.
+Validation finds what the run needs and is missing (Ansible, a wheel for a target's Python, a file) before any
+change; a failed deployment keeps its answers and record for the re-run that finishes the job."""
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 from ovcommon import paths
@@ -25,8 +29,10 @@ SSH_KNOWN_HOSTS = "OVESETUP_CONFIG/websocketProxySshKnownHosts"
 SSH_ACCEPT_NEW = "OVESETUP_CONFIG/websocketProxySshAcceptNewHostKeys"
 FORKS = "OVESETUP_CONFIG/websocketProxyForks"
 PREFIX = "OVESETUP_CONFIG/websocketProxyInstallPrefix"
+WHEELHOUSE = deploy.WHEELHOUSE_KEY
 RECORDED = (MODE, REMOTE_HOST, HOSTS, INVENTORY, SSH_USER, SSH_PORT, SSH_KEY, SSH_KNOWN_HOSTS, SSH_ACCEPT_NEW,
-            FORKS, PREFIX)
+            FORKS, PREFIX, WHEELHOUSE)
+REINSTALL = f"pip install --force-reinstall '{deploy.PACKAGE}'"
 
 
 def _mode_problem(value: str) -> str | None:
@@ -55,6 +61,7 @@ class DeployPlugin(Plugin):
         EnvKey(SSH_ACCEPT_NEW, "bool", default=False, answerfile=True, postinstall=True),
         EnvKey(FORKS, "int", default=10, answerfile=True, postinstall=True, validator=_positive),
         EnvKey(PREFIX, "str", default=deploy.DEFAULT_PREFIX, answerfile=True, postinstall=True),
+        EnvKey(WHEELHOUSE, "str", answerfile=True, postinstall=True, summary="WebSocket Proxy wheel directory"),
     )
 
     @event(Stage.CUSTOMIZATION, name=names.WSP_DEPLOY_CUSTOMIZATION, after=(names.WSP_CUSTOMIZATION,),
@@ -100,31 +107,50 @@ class DeployPlugin(Plugin):
         if not self.env[SSH_ACCEPT_NEW]:
             files.append((SSH_KNOWN_HOSTS, self._ssh().known_hosts_file))
         problems += [f"{key}: {value} does not exist" for key, value in files if value and not Path(value).is_file()]
+        if self.env[WHEELHOUSE] and not Path(self.env[WHEELHOUSE]).is_dir():
+            problems.append(f"{WHEELHOUSE}: {self.env[WHEELHOUSE]} is not a directory of wheels")
+        problems += _missing_tools()
         if problems:
             raise SetupError("; ".join(problems))
+        try:  # probes each target's python3 and prepares (or finds cached) the wheels for each Python found
+            deploy.prepare(self._deployment(), root=self.context.root, progress=self.log.info,
+                           artifacts=deploy.artifacts_dir(self.context.root, self.context.log_file, "check"))
+        except deploy.DeployError as exc:
+            raise SetupError(str(exc)) from None
 
     def _ssh(self) -> deploy.Ssh:
         return deploy.Ssh(user=self.env[SSH_USER], port=self.env[SSH_PORT], key=self.env[SSH_KEY],
                           known_hosts=self.env[SSH_KNOWN_HOSTS], accept_new=self.env[SSH_ACCEPT_NEW])
 
+    def _deployment(self) -> deploy.Deployment:
+        return deploy.Deployment(_mode(self), self._targets(), self.env[INVENTORY], self._ssh(), self.env[PREFIX],
+                                 self.env[names.WSP_PORT], self.env[FORKS], self.env[WHEELHOUSE])
+
     def _record_answers(self) -> None:
-        """Kept even if the deployment fails: the next run reads them and finishes the job."""
+        """Kept even if the deployment fails: the next run reads them and finishes the job. Unchanged: not written."""
         target = self.context.root.path(paths.DEPLOY_CONFIG)
+        data = render_answer_file({k: self.env[k] for k in RECORDED if self.env[k] is not None}).encode()
+        if target.is_file() and target.read_bytes() == data and target.stat().st_mode & 0o777 == 0o600:
+            return
         make_parents(target)
-        atomic_write(target, render_answer_file({k: self.env[k] for k in RECORDED if self.env[k] is not None})
-                     .encode(), 0o600)
+        atomic_write(target, data, 0o600)
 
     @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _mode(self) != "none")
     def deploy(self) -> None:
         root = self.context.root
-        record = deploy.Deployment(_mode(self), self._targets(), self.env[INVENTORY], self._ssh(), self.env[PREFIX],
-                                   self.env[names.WSP_PORT], self.env[FORKS])
+        record = self._deployment()
+        previous = deploy.load_record(root)
+        if previous is not None and previous.status and _same_hosts(previous, record):
+            record.status = dict(previous.status)  # a no-change re-run leaves the record as it was
         self._record_answers()
         deploy.save_record(root, record)
+        kept = f"kept {paths.DEPLOY_CONFIG} and {paths.DEPLOY_RECORD} for the re-run (engine-setup) that finishes it"
         self.log.info("Deploying the WebSocket Proxy with Ansible (%s)", _mode(self))
         artifacts = deploy.artifacts_dir(root, self.context.log_file, self.context.action)
-        result = deploy.deploy(root=root, artifacts=artifacts, progress=self.log.info,
-                               **record.run_arguments())
+        try:
+            result = deploy.deploy(record, root=root, artifacts=artifacts, progress=self.log.info)
+        except (deploy.DeployError, OSError, ImportError) as exc:  # after the records: they stay, and we say so
+            raise IncompleteError(f"the WebSocket Proxy was not deployed: {exc}; {kept}") from None
         for host in result.hosts.values():
             record.status[host.name] = "deployed" if host.ok else f"failed: {host.task}: {host.reason}"
         deploy.save_record(root, record)
@@ -133,11 +159,12 @@ class DeployPlugin(Plugin):
         if result.failed or not result.hosts:
             failed = result.report_failures(self.log)
             raise IncompleteError(f"the WebSocket Proxy was not deployed to {failed}; WebSocketProxy keeps its "
-                                  f"value {old}; the Ansible artifacts are in {result.artifacts}")
-        host = record.targets[0].fqdn if record.mode == "remote" else "Host"
-        write = store.update(options.WEBSOCKET_PROXY, f"{host}:{self.env[names.WSP_PORT]}")
-        write.prepare()
-        write.commit()
+                                  f"value {old}; {kept}; the Ansible artifacts are in {result.artifacts}")
+        value = f"{record.targets[0].fqdn if record.mode == 'remote' else 'Host'}:{self.env[names.WSP_PORT]}"
+        if old != value:
+            write = store.update(options.WEBSOCKET_PROXY, value)
+            write.prepare()
+            write.commit()
 
     @event(Stage.CLOSEUP, after=(names.SUMMARY_START,), before=(names.SUMMARY_END,),
            condition=lambda self: _mode(self) != "none")
@@ -146,6 +173,21 @@ class DeployPlugin(Plugin):
         hosts = ", ".join(sorted(record.status)) if record else ""
         self.dialog.note(f"WebSocket Proxy deployed to {hosts} (port {self.env[names.WSP_PORT]}, "
                          f"{self.env[PREFIX]}); recorded in {paths.DEPLOY_RECORD}")
+
+
+def _same_hosts(previous: deploy.Deployment, record: deploy.Deployment) -> bool:
+    return set(previous.status) == {t.fqdn for t in record.targets} or record.inventory is not None
+
+
+def _missing_tools() -> list[str]:
+    """What a deployment runs that this installation lacks, each with its fix."""
+    problems = []
+    if importlib.util.find_spec("ansible_runner") is None:
+        problems.append(f"the Python module ansible_runner is missing: {REINSTALL}")
+    for tool in ("ansible-playbook", "ansible-inventory"):
+        if not (Path(sys.executable).parent / tool).is_file():
+            problems.append(f"{tool} is missing next to {sys.executable}: {REINSTALL}")
+    return problems
 
 
 PLUGINS = (DeployPlugin,)

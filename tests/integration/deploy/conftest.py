@@ -10,7 +10,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def wheelhouse_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ovcommon.paths import Root
     from ovsetup import deploy
 
-    return deploy.wheelhouse(Root(tmp_path_factory.mktemp("wheelhouse-root"))).archive
+    return deploy.wheelhouse_for(Root(tmp_path_factory.mktemp("wheelhouse-root"))).archive
 
 
 @pytest.fixture
@@ -99,3 +100,42 @@ def engine_root(tmp_path: Path, wheelhouse_tar: Path) -> Path:
     cache.mkdir(parents=True)
     shutil.copy(wheelhouse_tar, cache / wheelhouse_tar.name)
     return root
+
+
+def console_size(root: Path, host: SshHost, work: Path, display: int, ticket: Callable[[str, int], str]) -> tuple:
+    """Log in through the host's proxy to an Xvnc in its namespace with a ticket from `ticket(address, port)`;
+    the screen size the VNC server announced."""
+    import asyncio
+    import signal
+    import ssl
+
+    from websockets.asyncio.client import connect
+
+    from tests.integration.proxy.conftest import VNC_PASSWORD
+    from tests.integration.proxy.rfb import RfbClient
+
+    password = work / "vncpasswd"
+    password.write_bytes(subprocess.run(["vncpasswd", "-f"], input=f"{VNC_PASSWORD}\n".encode(),
+                                        capture_output=True, check=True).stdout)
+    port = 5900 + display
+    xvnc = host.netns("Xvnc", f":{display}", "-rfbport", str(port), "-localhost", "-geometry", "320x240", "-depth",
+                      "24", "-SecurityTypes", "VncAuth", "-PasswordFile", str(password),
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 0.5)"
+        for _ in range(50):
+            if subprocess.run(["ip", "netns", "exec", host.name, "python3", "-c", probe],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+
+        async def login() -> tuple[int, int]:
+            context = ssl.create_default_context(cafile=str(root / "etc/pki/ovirt-engine/ca.pem"))
+            url = f"wss://{host.address}:6100/{ticket('127.0.0.1', port)}"
+            async with connect(url, ssl=context, server_hostname=host.fqdn, subprotocols=["binary"]) as ws:
+                return await RfbClient(ws).login(VNC_PASSWORD)
+
+        return asyncio.run(login())
+    finally:
+        xvnc.send_signal(signal.SIGTERM)
+        xvnc.wait(10)

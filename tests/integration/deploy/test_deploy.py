@@ -82,6 +82,11 @@ def test_remote_mode_serves_the_console_and_a_rerun_changes_nothing(testhosts_fa
     pki = engine_root / "etc/pki/ovirt-engine"
     assert (pki / f"requests/websocket-proxy-{host.fqdn}.req").is_file()
     assert (pki / f"certs/websocket-proxy-{host.fqdn}.cer").is_file()
+    installed = host.ssh(hosts, "/opt/ovirt-websocket-proxy/venv/bin/python -c 'import importlib.metadata as m; "
+                                "print(*sorted(d.metadata[\"Name\"].lower() for d in m.distributions()))'")
+    names = set(installed.stdout.split())
+    assert {"ovirt-engine-wsp", "websockets", "cryptography", "uvloop", "jinja2"} <= names, installed.stderr
+    assert not {n for n in names if n.startswith(("ansible", "psycopg"))}, names
 
     key = host.ssh(hosts, "stat -c %a /etc/pki/ovirt-engine/keys/websocket-proxy.key.nopass; "
                           "sed -n 2p /etc/pki/ovirt-engine/keys/websocket-proxy.key.nopass")
@@ -112,10 +117,14 @@ def test_remote_mode_serves_the_console_and_a_rerun_changes_nothing(testhosts_fa
         xvnc.wait(10)
 
     pid = proxy_pid(hosts, host)
+    recorded = [engine_root / "etc/ovirt-engine-setup.conf.d/20-setup-websocket-proxy-deploy.conf",
+                engine_root / "var/lib/ovirt-engine/setup/websocket-proxy-deploy.json"]
+    stamps = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in recorded]
     again = engine_setup(engine_root, hosts)  # the recorded answers bring the deployment back
     assert again.returncode == 0, again.stdout + again.stderr
     assert ": changed" not in again.stdout and ": ok" in again.stdout
     assert proxy_pid(hosts, host) == pid
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns) for p in recorded] == stamps, "a no-change re-run wrote them"
 
     cleanup = run("engine-cleanup", "--root", str(engine_root), "--accept-defaults",
                   "--otopi-environment=OVESETUP_REMOVE/removeWsp=bool:True")
@@ -147,6 +156,8 @@ def test_host_keys_are_checked(testhosts_factory, engine_root, tmp_path):
     assert f"{host.fqdn}: " in refused.stdout and "UNREACHABLE" in refused.stdout
     assert option(engine_root) == "Off"
     assert "The files this run wrote are kept" in refused.stdout
+    assert "kept /etc/ovirt-engine-setup.conf.d/20-setup-websocket-proxy-deploy.conf and " \
+           "/var/lib/ovirt-engine/setup/websocket-proxy-deploy.json for the re-run (engine-setup)" in refused.stdout
     refused = engine_setup(engine_root, hosts, remote, "OVESETUP_CONFIG/websocketProxySshAcceptNewHostKeys=bool:True",
                            known_hosts=str(wrong))
     assert refused.returncode != 0, "accepting new keys must not accept a changed one"
@@ -227,6 +238,7 @@ def test_inventory_file_then_remove_and_a_foreign_python_gets_a_clear_error(test
                                                                          tmp_path):
     from ovcommon.paths import Root
     from ovsetup import deploy
+    from ovsetup.deploy import runner
 
     hosts = testhosts_factory(1)
     host = hosts.hosts[0]
@@ -235,24 +247,54 @@ def test_inventory_file_then_remove_and_a_foreign_python_gets_a_clear_error(test
         "OVESETUP_CONFIG/websocketProxyConfig=bool:True OVESETUP_CONFIG/fqdn=str:engine.wsp.test")
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(f"[hypervisors]\n{host.fqdn} ansible_host={host.address}\n")
-    arguments = dict(root=root, inventory_file=inventory, hosts_mode=True,
-                     ssh=deploy.Ssh(key=hosts.client_key, known_hosts=hosts.known_hosts))
-    real = deploy.wheelhouse(root)
-    monkeypatch.setattr(deploy, "wheelhouse", lambda root: deploy.Wheelhouse(real.archive, "other", "3.99"))
-    result = deploy.deploy(artifacts=tmp_path / "foreign", **arguments)
+    deployment = deploy.Deployment("hosts", [], str(inventory),
+                                   deploy.Ssh(key=hosts.client_key, known_hosts=hosts.known_hosts))
+    real = deploy.wheelhouse_for(root)
+    monkeypatch.setattr(runner, "wheelhouse_for", lambda *args: deploy.Wheelhouse(real.archive, "other", "3.99"))
+    result = deploy.deploy(deployment, root=root, artifacts=tmp_path / "foreign")
     [failed] = result.failed
-    assert failed.task == "Install the proxy into its virtualenv"
-    assert "built for Python 3.99" in failed.reason
+    assert failed.task == "Stop unless every target has wheels for its Python"
+    assert "the wheelhouse is built for 3.99" in failed.reason
+    assert host.ssh(hosts, "ls /opt/ovirt-websocket-proxy").stdout.split() == [], "nothing is installed"
     monkeypatch.undo()
 
-    assert not deploy.deploy(artifacts=tmp_path / "deploy", **arguments).failed
+    assert not deploy.deploy(deployment, root=root, artifacts=tmp_path / "deploy").failed
     assert host.ssh(hosts, f"test -s {PIDFILE}").returncode == 0
     allowed = host.ssh(hosts, "cat /etc/ovirt-engine/ovirt-websocket-proxy.conf.d/20-setup-allowed-targets.conf")
     assert f"ALLOWED_TARGETS={host.address}\n" in allowed.stdout
-    assert not deploy.remove(artifacts=tmp_path / "remove", **arguments).failed
+    assert not deploy.remove(deployment, root=root, artifacts=tmp_path / "remove").failed
     gone = host.ssh(hosts, "ls /opt/ovirt-websocket-proxy /etc/ovirt-engine/ovirt-websocket-proxy.conf.d "
                            "/etc/pki/ovirt-engine/keys")
     assert gone.stdout.split() == ["/etc/ovirt-engine/ovirt-websocket-proxy.conf.d:", "/etc/pki/ovirt-engine/keys:",
                                    "/opt/ovirt-websocket-proxy:"]
     assert "6100" not in subprocess.run(["ip", "netns", "exec", host.name, "ss", "-ltn"], capture_output=True,
                                         text=True).stdout
+
+
+def test_a_target_python_without_wheels_stops_validation_before_any_change(testhosts_factory, engine_root, tmp_path):
+    import sys
+
+    hosts = testhosts_factory(1)
+    host = hosts.hosts[0]
+    python = tmp_path / "python3.13"  # what a Debian 13 host's python3 answers the probe
+    python.write_text("#!/bin/sh\nexec /usr/bin/python3 -c \"import json, platform; print(json.dumps("
+                      "{'version': '3.13', 'machine': platform.machine(), 'libc': platform.libc_ver()}))\"\n")
+    python.chmod(0o755)
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"[hypervisors]\n{host.fqdn} ansible_host={host.address} "
+                         f"ovirt_websocket_proxy_python={python}\n")
+    wheels = tmp_path / "wheels"  # the admin's wheel directory, with wheels for the engine's Python only
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(wheels),
+                    "cryptography>=41", "jinja2>=3.1", "websockets>=13", "uvloop>=0.19", "pip"], check=True)
+    before = sorted(p for p in engine_root.rglob("*") if p.is_file())
+    refused = engine_setup(engine_root, hosts, "OVESETUP_CONFIG/websocketProxyDeploy=str:Hosts",
+                           f"OVESETUP_CONFIG/websocketProxyInventory=str:{inventory}",
+                           f"OVESETUP_CONFIG/websocketProxyWheelhouse=str:{wheels}")
+    assert refused.returncode != 0
+    assert "Failed to execute stage 'Setup validation'" in refused.stdout, refused.stdout
+    assert f"{host.fqdn}: no wheels for Python 3.13 (x86_64) in the wheel directory {wheels}" in refused.stdout
+    assert "CONFIGURATION PREVIEW" not in refused.stdout
+    after = [p for p in engine_root.rglob("*") if p.is_file() and "ovirt-engine/setup/answers" not in str(p)
+             and "log/ovirt-engine/setup" not in str(p)]
+    assert sorted(after) == before
+    assert host.ssh(hosts, "ls /opt/ovirt-websocket-proxy").stdout.split() == []
