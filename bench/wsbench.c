@@ -95,7 +95,9 @@ static double self_cpu(void) {
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-/* CPU seconds of a process and all its descendants, reaped ones included (cutime, cstime). */
+/* CPU seconds of a process and all its descendants, reaped ones included (cutime, cstime). A live
+   thread's time comes from its schedstat (nanoseconds) rather than utime+stime (clock ticks, 10 ms),
+   unless threads that exited make the ticks larger. */
 static double tree_cpu(int pid) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -112,18 +114,27 @@ static double tree_cpu(int pid) {
     char *save = NULL, *tok = strtok_r(p + 1, " ", &save);
     for (int i = 0; tok && i < 15; i++, tok = strtok_r(NULL, " ", &save))
         v[i] = strtoull(tok, NULL, 10);
-    double total = (double)(v[11] + v[12] + v[13] + v[14]) / (double)sysconf(_SC_CLK_TCK);
+    double tick = (double)sysconf(_SC_CLK_TCK), ticks = (double)(v[11] + v[12]) / tick, threads = 0.0;
+    double total = (double)(v[13] + v[14]) / tick;
     snprintf(path, sizeof path, "/proc/%d/task", pid);
     DIR *d = opendir(path);
     if (!d)
-        return total;
+        return total + ticks;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        char cpath[320];
-        snprintf(cpath, sizeof cpath, "/proc/%d/task/%s/children", pid, e->d_name);
-        FILE *c = fopen(cpath, "r");
+        char tpath[320];
+        unsigned long long ns;
+        snprintf(tpath, sizeof tpath, "/proc/%d/task/%s/schedstat", pid, e->d_name);
+        FILE *t = fopen(tpath, "r");
+        if (t) {
+            if (fscanf(t, "%llu", &ns) == 1)
+                threads += (double)ns / 1e9;
+            fclose(t);
+        }
+        snprintf(tpath, sizeof tpath, "/proc/%d/task/%s/children", pid, e->d_name);
+        FILE *c = fopen(tpath, "r");
         if (!c)
             continue;
         int child;
@@ -132,7 +143,7 @@ static double tree_cpu(int pid) {
         fclose(c);
     }
     closedir(d);
-    return total;
+    return total + (threads > ticks ? threads : ticks);
 }
 
 /* ------------------------------------------------------------------ options and tickets */
