@@ -46,38 +46,52 @@ def _load_script(monkeypatch: pytest.MonkeyPatch):
     return module
 
 
-def test_generator_stops_on_a_relay_that_changes_a_byte(cache: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The byte-exact claim can fail: a 'target' that sends one wrong byte makes the generator stop."""
+def _flip_byte_101(source: socket.socket, sink: socket.socket) -> None:
+    flipped = False
+    while data := source.recv(65536):
+        if not flipped and len(data) > 100:
+            data = data[:100] + bytes([data[100] ^ 1]) + data[101:]
+            flipped = True
+        try:
+            sink.sendall(data)
+        except OSError:
+            return
+
+
+@pytest.mark.parametrize(("mode", "role", "message"), [
+    ("down", "source", "differ from what the target sent"),
+    ("up", "sink", "differ from what the client sent"),
+])
+def test_generator_stops_on_a_relay_that_changes_a_byte(cache: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                         mode: str, role: str, message: str) -> None:
+    """The byte-exact claim can fail: a raw relay that flips one byte, either way, stops the generator."""
     monkeypatch.setenv("XDG_CACHE_HOME", cache["XDG_CACHE_HOME"])
     generator = _load_script(monkeypatch).build_generator()
     with subprocess.Popen([str(generator), "target"], stdout=subprocess.PIPE, text=True) as target:
         try:
+            assert target.stdout
             ports = dict(item.split("=") for item in target.stdout.readline().split()[1:])
             listener = socket.create_server(("127.0.0.1", 0))
 
             def corrupting_relay() -> None:
                 client, _ = listener.accept()
-                upstream = socket.create_connection(("127.0.0.1", int(ports["source"])))
-                upstream.sendall(client.recv(8))
-                flipped = False
-                while data := upstream.recv(65536):
-                    if not flipped and len(data) > 100:
-                        data = data[:100] + bytes([data[100] ^ 1]) + data[101:]
-                        flipped = True
-                    try:
-                        client.sendall(data)
-                    except OSError:
-                        break
+                upstream = socket.create_connection(("127.0.0.1", int(ports[role])))
+                if mode == "down":
+                    upstream.sendall(client.recv(8))  # the count the target is to send
+                    _flip_byte_101(upstream, client)
+                else:
+                    threading.Thread(target=_flip_byte_101, args=(upstream, client), daemon=True).start()
+                    _flip_byte_101(client, upstream)
                 client.close()
                 upstream.close()
 
             relay = threading.Thread(target=corrupting_relay, daemon=True)
             relay.start()
-            done = subprocess.run([str(generator), "down", "--port", str(listener.getsockname()[1]),
+            done = subprocess.run([str(generator), mode, "--port", str(listener.getsockname()[1]),
                                    "--bytes", str(4 << 20)], capture_output=True, text=True, timeout=60)
             relay.join(10)
             listener.close()
         finally:
             target.terminate()
     assert done.returncode == 2
-    assert "differ from what the target sent" in done.stderr
+    assert message in done.stderr
