@@ -474,12 +474,20 @@ static pthread_barrier_t start_line;
 static unsigned char *up_frame; /* the stream's first PERIOD bytes, as one masked frame (or raw) */
 static size_t up_frame_len;
 static char tls_name[128] = "none";
+static pthread_mutex_t tls_name_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void note_tls(conn_t *c) {
+    if (!c->ssl)
+        return;
+    pthread_mutex_lock(&tls_name_lock);
+    snprintf(tls_name, sizeof tls_name, "%s/%s", SSL_get_version(c->ssl), SSL_get_cipher(c->ssl));
+    pthread_mutex_unlock(&tls_name_lock);
+}
 
 static void *down_worker(void *arg) {
     long long want = *(long long *)arg, off = 0;
     conn_t *c = open_conn(CHUNK);
-    if (c->ssl)
-        snprintf(tls_name, sizeof tls_name, "%s/%s", SSL_get_version(c->ssl), SSL_get_cipher(c->ssl));
+    note_tls(c);
     pthread_barrier_wait(&start_line);
     send_count(c, (unsigned long long)want);
     while (off < want) {
@@ -500,8 +508,7 @@ static void *down_worker(void *arg) {
 static void *up_worker(void *arg) {
     long long want = *(long long *)arg;
     conn_t *c = open_conn(64 * 1024);
-    if (c->ssl)
-        snprintf(tls_name, sizeof tls_name, "%s/%s", SSL_get_version(c->ssl), SSL_get_cipher(c->ssl));
+    note_tls(c);
     pthread_barrier_wait(&start_line);
     send_count(c, (unsigned long long)want);
     for (long long sent = 0; sent < want; sent += PERIOD)
