@@ -62,7 +62,7 @@ def csr(key: Path, cert: Path, ca: Path, request: Path, fqdn: str, owner: str | 
         else:
             renewing = True  # a renewed certificate gets a new key, as the local proxy's does
     if renewing or not key.exists():
-        make_parents(key, 0o750)
+        make_parents(key)  # 0755 like local setup's: the service user reaches its 0600 key
         atomic_write(key, pki.key_pem(pki.generate_key()), 0o600, owner)
     elif owner is not None and key.stat().st_uid != pwd.getpwnam(owner).pw_uid:
         shutil.chown(key, owner, owner)

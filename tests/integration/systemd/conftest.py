@@ -89,3 +89,6 @@ def sdmachines_factory() -> Iterator:
         subprocess.run([str(TOOL), "down", "--dir", str(directory)], check=True, capture_output=True)
         shutil.rmtree(directory, ignore_errors=True)
         lock.close()
+
+
+from tests.integration.deploy.conftest import engine_root, wheelhouse_tar  # noqa: E402,F401 (fixtures)
