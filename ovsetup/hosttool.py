@@ -117,7 +117,7 @@ def configure(spec: dict) -> dict:
     if not systemd:
         unit = prefix / UNIT_NAME
         content = render("ovirt-websocket-proxy.service.j2", user=spec["user"], sysconfig=paths.SYSCONFIG,
-                         executable=prefix / "venv" / "bin" / "ovirt-websocket-proxy")
+                         executable=prefix / "venv" / "bin" / "ovirt-websocket-proxy", proxy_port=spec["port"])
         if _write(unit, content):
             problem = verify_unit(unit)
             if problem:

@@ -87,7 +87,7 @@ class WebSocketProxyPlugin(Plugin):
             cert_for_data_verification=paths.ENGINE_CERT))
         self._write(paths.SYSTEMD_UNIT, render(
             "ovirt-websocket-proxy.service.j2", user=paths.SERVICE_USER, sysconfig=paths.SYSCONFIG,
-            executable=Path(sys.prefix) / "bin" / "ovirt-websocket-proxy"))
+            executable=Path(sys.prefix) / "bin" / "ovirt-websocket-proxy", proxy_port=port))
         self._write(paths.FIREWALLD_SERVICE, render("ovirt-websocket-proxy.xml.j2", proxy_port=port))
         store = options.open_store(self.context.root, pgstore.from_keys(self.env))
         self.transaction.append(store.update(options.WEBSOCKET_PROXY, f"{self.env[names.FQDN]}:{port}"))

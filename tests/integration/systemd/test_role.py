@@ -4,8 +4,11 @@ a console through it to the machine's own Xvnc, and removal of everything the ro
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import ssl
+import time
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
@@ -14,7 +17,7 @@ from tests.conftest import run
 from tests.integration.deploy.test_deploy import engine_setup, handshake, option, ticket
 from tests.integration.proxy.conftest import VNC_PASSWORD
 from tests.integration.proxy.rfb import RfbClient
-from tests.integration.systemd.conftest import Machine
+from tests.integration.systemd.conftest import Machine, Machines
 
 pytestmark = pytest.mark.integration
 PORT = 6100
@@ -62,7 +65,16 @@ def console(engine_root, machine: Machine, target: str, port: int = PORT) -> tup
     return asyncio.run(login())
 
 
-def test_remote_mode_service_firewall_rerun_port_change_and_cleanup(sdmachines_factory, engine_root):
+@pytest.fixture(scope="module")
+def deployed(sdmachines_factory, wheelhouse_tar, tmp_path_factory) -> tuple[Path, Machines]:
+    """One machine with firewalld running, the proxy deployed to it in Remote mode (firewalld filtering first)."""
+    from ovcommon.paths import Root
+    from ovsetup import deploy
+
+    engine_root = tmp_path_factory.mktemp("engine") / "root"
+    cache = Root(engine_root).path(deploy.WHEELHOUSE_DIR)
+    cache.mkdir(parents=True)
+    shutil.copy(wheelhouse_tar, cache / wheelhouse_tar.name)
     machines = sdmachines_factory(1)
     machine = machines.hosts[0]
     machine.check("systemctl start firewalld")
@@ -71,9 +83,14 @@ def test_remote_mode_service_firewall_rerun_port_change_and_cleanup(sdmachines_f
                   f"timeout 2 bash -c 'echo > /dev/tcp/127.0.0.1/{PORT}'")
     assert not reachable(machine.address, PORT)
     machine.check("systemctl stop probe")
-
     first = engine_setup(engine_root, machines, remote(machine))
     assert first.returncode == 0, first.stdout + first.stderr
+    return engine_root, machines
+
+
+def test_remote_mode_runs_a_service_behind_an_opened_firewall(deployed):
+    engine_root, machines = deployed
+    machine = machines.hosts[0]
     assert option(engine_root) == f"{machine.fqdn}:{PORT}"
     assert machine.show(UNIT, "ActiveState") == "active" and machine.show(UNIT, "Type") == "notify"
     assert machine.show(UNIT, "UnitFileState") == "enabled"
@@ -83,24 +100,87 @@ def test_remote_mode_service_firewall_rerun_port_change_and_cleanup(sdmachines_f
         ["ovirt", "600"]
     assert firewall_opened(machine) == {"--permanent": True, "runtime": True}
     assert ("DNS", machine.fqdn) in handshake(engine_root, machine)["subjectAltName"]
+    assert machine.show(UNIT, "StatusText") == f"Listening on port {PORT}; 0 open sessions"
     # Type=notify: `systemctl restart` returns only once the proxy listens
     machine.check(f"systemctl restart {UNIT} && ss -ltnH 'sport = :{PORT}' | grep -q LISTEN")
-
     start_xvnc(machine)
     assert console(engine_root, machine, "127.0.0.1") == (320, 240)
 
+
+def exposure(machine: Machine) -> float:
+    out = machine.check(f"systemd-analyze security {UNIT} --no-pager")
+    line = [x for x in out.splitlines() if "Overall exposure level" in x][0]
+    print(f"\n{machine.name}: {line.strip()}")
+    return float(line.split(":")[1].split()[0])
+
+
+def test_the_sandboxed_unit_scores_2_or_less_and_reloads_keeping_sessions(deployed):
+    engine_root, machines = deployed
+    machine = machines.hosts[0]
+    assert exposure(machine) <= 2.0
+    assert machine.show(UNIT, "NoNewPrivileges") == "yes" and machine.show(UNIT, "ProtectSystem") == "strict"
+    assert machine.show(UNIT, "CapabilityBoundingSet") == "" and machine.show(UNIT, "AmbientCapabilities") == ""
+    pid = machine.show(UNIT, "MainPID")
+
+    async def reload_during_a_session() -> tuple[int, int]:
+        context = ssl.create_default_context(cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
+        url = f"wss://{machine.address}:{PORT}/{ticket(engine_root, '127.0.0.1', 5977)}"
+        async with connect(url, ssl=context, server_hostname=machine.fqdn, subprotocols=["binary"]) as ws:
+            client = RfbClient(ws)
+            assert await client.read(12) == b"RFB 003.008\n"
+            await asyncio.to_thread(machine.check, f"systemctl reload {UNIT}")
+            client.buffer = b"RFB 003.008\n" + client.buffer
+            return await client.login(VNC_PASSWORD)
+
+    assert asyncio.run(reload_during_a_session()) == (320, 240)
+    assert machine.show(UNIT, "MainPID") == pid and machine.show(UNIT, "ActiveState") == "active"
+    assert "configuration reloaded" in machine.check(f"journalctl -u {UNIT} --no-pager")
+
+
+def test_a_hung_proxy_is_restarted_by_the_watchdog(deployed):
+    _, machines = deployed
+    machine = machines.hosts[0]
+    assert machine.show(UNIT, "WatchdogUSec") == "10s"
+    machine.check(f"mkdir -p /run/systemd/system/{UNIT}.d && printf '[Service]\\nWatchdogSec=1\\n' "
+                  f"> /run/systemd/system/{UNIT}.d/watchdog.conf && systemctl daemon-reload && "
+                  f"systemctl restart {UNIT}")
+    try:
+        pid = machine.show(UNIT, "MainPID")
+        machine.check(f"kill -STOP {pid}")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if machine.show(UNIT, "MainPID") not in (pid, "0") and machine.show(UNIT, "ActiveState") == "active":
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(machine.check(f"systemctl status {UNIT} --no-pager; true"))
+        assert "Watchdog timeout" in machine.check(f"journalctl -u {UNIT} --no-pager")
+    finally:
+        machine.check(f"rm -r /run/systemd/system/{UNIT}.d && systemctl daemon-reload && systemctl restart {UNIT}")
+
+
+def test_rerun_changes_nothing_a_low_port_moves_the_opening_and_cleanup_removes_it(deployed):
+    engine_root, machines = deployed
+    machine = machines.hosts[0]
     pid = machine.show(UNIT, "MainPID")
     again = engine_setup(engine_root, machines)
     assert again.returncode == 0, again.stdout + again.stderr
     assert ": changed" not in again.stdout
     assert machine.show(UNIT, "MainPID") == pid, "a no-change re-run restarted the proxy"
 
-    moved = engine_setup(engine_root, machines, "OVESETUP_CONFIG/websocketProxyPort=int:6200")
+    low = 443
+    moved = engine_setup(engine_root, machines, f"OVESETUP_CONFIG/websocketProxyPort=int:{low}")
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert machine.show(UNIT, "MainPID") != pid
-    assert "6200/tcp" in machine.check(f"firewall-cmd --info-service {SERVICE}")
-    assert "6200/tcp" in machine.check(f"firewall-cmd --permanent --info-service {SERVICE}")
-    assert console(engine_root, machine, "127.0.0.1", 6200) == (320, 240)
+    # below 1024: CAP_NET_BIND_SERVICE, ambient, and nothing more
+    assert machine.show(UNIT, "AmbientCapabilities") == "cap_net_bind_service"
+    assert machine.show(UNIT, "CapabilityBoundingSet") == "cap_net_bind_service"
+    assert machine.check(f"grep -E '^Cap(Eff|Bnd|Amb)' /proc/{machine.show(UNIT, 'MainPID')}/status").split()[1::2] \
+        == ["0000000000000400"] * 3
+    assert exposure(machine) <= 2.0
+    for scope in ("", "--permanent"):
+        assert f"{low}/tcp" in machine.check(f"firewall-cmd {scope} --info-service {SERVICE}")
+    assert console(engine_root, machine, "127.0.0.1", low) == (320, 240)
     machine.check(f"systemd-run --unit probe python3 -m http.server {PORT}")
     assert not reachable(machine.address, PORT), "the old port stays open"
     machine.check("systemctl stop probe")
@@ -111,8 +191,8 @@ def test_remote_mode_service_firewall_rerun_port_change_and_cleanup(sdmachines_f
     assert machine.ssh("getent passwd ovirt").returncode != 0, "the user the role made stays"
     assert firewall_opened(machine) == {"--permanent": False, "runtime": False}
     assert machine.ssh(f"test -e /etc/firewalld/services/{SERVICE}.xml").returncode != 0
-    machine.check("systemd-run --unit probe python3 -m http.server 6200 && sleep 0.5")
-    assert not reachable(machine.address, 6200), "the port stays open after cleanup"
+    machine.check(f"systemd-run --unit probe python3 -m http.server {low} && sleep 0.5")
+    assert not reachable(machine.address, low), "the port stays open after cleanup"
 
 
 def test_hosts_mode_on_three_machines_keeps_a_user_that_was_there(sdmachines_factory, engine_root):
