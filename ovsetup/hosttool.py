@@ -26,7 +26,7 @@ from cryptography import x509
 from ovcommon import paths
 from ovcommon.paths import Root
 
-from . import pki, service
+from . import hostfiles, pki, service
 from .core.transaction import atomic_write, make_parents
 from .render import render
 
@@ -114,6 +114,7 @@ def configure(spec: dict) -> dict:
     if not spec["allowed_targets"] and Path(ALLOWED_TARGETS_CONFIG).exists():
         Path(ALLOWED_TARGETS_CONFIG).unlink()
         changed.append(str(ALLOWED_TARGETS_CONFIG))
+    hostfiles.record(prefix, changed, [*files, Path(ALLOWED_TARGETS_CONFIG)])
     if not systemd:
         unit = prefix / UNIT_NAME
         content = render("ovirt-websocket-proxy.service.j2", user=spec["user"], sysconfig=paths.SYSCONFIG,

@@ -136,7 +136,7 @@ class DeployPlugin(Plugin):
                                   f"value {old}; the Ansible artifacts are in {result.artifacts}")
         host = record.targets[0].fqdn if record.mode == "remote" else "Host"
         write = store.update(options.WEBSOCKET_PROXY, f"{host}:{self.env[names.WSP_PORT]}")
-        write.prepare()
+        self.transaction.append(write)  # prepared at once; in the uninstall manifest, as local setup's
         write.commit()
 
     @event(Stage.CLOSEUP, after=(names.SUMMARY_START,), before=(names.SUMMARY_END,),

@@ -185,8 +185,16 @@ def test_rerun_changes_nothing_a_low_port_moves_the_opening_and_cleanup_removes_
     assert not reachable(machine.address, PORT), "the old port stays open"
     machine.check("systemctl stop probe")
 
+    # cleanup follows local cleanup's rules: a file edited by hand is kept, what setup put there goes
+    conf = "/etc/ovirt-engine/ovirt-websocket-proxy.conf.d/10-setup.conf"
+    machine.check(f"echo '# edited by hand' >> {conf}")
+    assert (engine_root / "var/lib/ovirt-engine/engine-options.sqlite").is_file()
     cleanup = run("engine-cleanup", "--root", str(engine_root), "--accept-defaults", REMOVE)
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert machine.check(f"tail -1 {conf}") == "# edited by hand\n"
+    assert machine.check("ls /etc/pki/ovirt-engine /etc/pki/ovirt-engine/certs /opt/ovirt-websocket-proxy").split() \
+        == ["/etc/pki/ovirt-engine:", "certs", "keys", "/etc/pki/ovirt-engine/certs:", "/opt/ovirt-websocket-proxy:"]
+    assert not (engine_root / "var/lib/ovirt-engine/engine-options.sqlite").exists(), "setup made it, cleanup keeps it"
     assert machine.show(UNIT, "LoadState") == "not-found"
     assert machine.ssh("getent passwd ovirt").returncode != 0, "the user the role made stays"
     assert firewall_opened(machine) == {"--permanent": False, "runtime": False}
