@@ -31,16 +31,16 @@ class Machine:
     client_key: str
     known_hosts: str
 
-    def ssh(self, command: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def ssh(self, command: str, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
         """Run a shell command on this machine as root, over SSH."""
         return subprocess.run(
             ["ssh", "-i", self.client_key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
              "-o", f"UserKnownHostsFile={self.known_hosts}", f"root@{self.address}", command],
-            capture_output=True, text=True, timeout=timeout)
+            capture_output=True, text=True, timeout=timeout, input=input)
 
-    def check(self, command: str, timeout: float = 120) -> str:
+    def check(self, command: str, timeout: float = 120, input: str | None = None) -> str:
         """`ssh` that must succeed; its standard output."""
-        result = self.ssh(command, timeout)
+        result = self.ssh(command, timeout, input)
         assert result.returncode == 0, f"{self.name}: {command}: {result.stdout}{result.stderr}"
         return result.stdout
 

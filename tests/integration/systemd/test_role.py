@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import run
-from tests.integration.deploy.test_deploy import engine_setup, handshake, option, ticket
+from tests.integration.deploy.test_deploy import engine_setup, handshake, option
 from tests.integration.proxy.conftest import VNC_PASSWORD
 from tests.integration.proxy.rfb import RfbClient
 from tests.integration.systemd.conftest import Machine, Machines
@@ -24,6 +24,12 @@ PORT = 6100
 UNIT = "ovirt-websocket-proxy.service"
 SERVICE = "ovirt-websocket-proxy"
 REMOVE = "--otopi-environment=OVESETUP_REMOVE/removeWsp=bool:True"
+
+
+def ticket(root: Path, address: str, port: int, *args: str) -> str:
+    result = run("engine-console-ticket", "--root", str(root), "--host", address, "--port", str(port), *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def remote(machine: Machine) -> str:
@@ -135,6 +141,28 @@ def test_the_sandboxed_unit_scores_2_or_less_and_reloads_keeping_sessions(deploy
     assert asyncio.run(reload_during_a_session()) == (320, 240)
     assert machine.show(UNIT, "MainPID") == pid and machine.show(UNIT, "ActiveState") == "active"
     assert "configuration reloaded" in machine.check(f"journalctl -u {UNIT} --no-pager")
+
+    # VeNCrypt (X509Vnc) to an Xvnc whose certificate the engine CA issued for the ticket's address
+    from ovsetup import pki
+
+    authority = pki.load_authority(engine_root / "etc/pki/ovirt-engine/ca.pem",
+                                   engine_root / "etc/pki/ovirt-engine/private/ca.pem")
+    key = pki.generate_key()
+    machine.check("umask 077; cat > /root/vnc.pem", input=(pki.key_pem(key) + pki.cert_pem(
+        pki.issue(authority, key.public_key(), "127.0.0.1"))).decode())
+    machine.check("systemd-run --unit xvnc-tls Xvnc :78 -rfbport 5978 -localhost -geometry 320x240 -depth 24 "
+                  "-SecurityTypes X509Vnc -X509Key /root/vnc.pem -X509Cert /root/vnc.pem "
+                  "-PasswordFile /root/vncpasswd && "
+                  "for _ in $(seq 50); do ss -ltn | grep -q :5978 && exit 0; sleep 0.1; done; exit 1")
+
+    async def vencrypt() -> tuple[int, int]:
+        context = ssl.create_default_context(cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
+        target = ticket(engine_root, "127.0.0.1", 5978, "--ssl-target")
+        async with connect(f"wss://{machine.address}:{PORT}/{target}", ssl=context, server_hostname=machine.fqdn,
+                           subprotocols=["binary"]) as ws:
+            return await RfbClient(ws).login(VNC_PASSWORD)
+
+    assert asyncio.run(vencrypt()) == (320, 240)
 
 
 def test_a_hung_proxy_is_restarted_by_the_watchdog(deployed):
