@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import pwd
 import shutil
 import subprocess
 from pathlib import Path, PurePosixPath
@@ -38,8 +39,6 @@ def setup_manages_service(owns_system: bool) -> bool:
 
 
 def user_exists(name: str) -> bool:
-    import pwd
-
     try:
         pwd.getpwnam(name)
     except KeyError:
