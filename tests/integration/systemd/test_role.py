@@ -141,6 +141,13 @@ def test_the_sandboxed_unit_scores_2_or_less_and_reloads_keeping_sessions(deploy
     assert asyncio.run(reload_during_a_session()) == (320, 240)
     assert machine.show(UNIT, "MainPID") == pid and machine.show(UNIT, "ActiveState") == "active"
     assert "configuration reloaded" in machine.check(f"journalctl -u {UNIT} --no-pager")
+    # a reload reads new config under the sandbox: a drop-in port is listened on, then the old again
+    override = "/etc/ovirt-engine/ovirt-websocket-proxy.conf.d/30-test.conf"
+    machine.check(f"echo PROXY_PORT=6101 > {override} && systemctl reload {UNIT} && sleep 0.5 && "
+                  "ss -ltnH 'sport = :6101' | grep -q LISTEN")
+    machine.check(f"rm {override} && systemctl reload {UNIT} && sleep 0.5 && "
+                  f"ss -ltnH 'sport = :{PORT}' | grep -q LISTEN")
+    assert machine.show(UNIT, "MainPID") == pid
 
     # VeNCrypt (X509Vnc) to an Xvnc whose certificate the engine CA issued for the ticket's address
     from ovsetup import pki
