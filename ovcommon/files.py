@@ -1,6 +1,7 @@
 """Writing a file so that a crash leaves the old content or the new, never half of either."""
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import tempfile
@@ -43,3 +44,7 @@ def make_parents(path: Path, mode: int = 0o755) -> list[Path]:
         os.chmod(directory, mode)
         created.append(directory)
     return created
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

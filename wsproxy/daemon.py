@@ -21,6 +21,7 @@ from wsproxy.server import Proxy, bind
 log = logging.getLogger("wsproxy")
 PROG = "ovirt-websocket-proxy"
 HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+STATUS_INTERVAL = 2.0  # seconds between STATUS= updates (and at least this often, watchdog pings)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -89,7 +90,34 @@ def raise_file_limit() -> None:
     """Two descriptors per session: lift the soft limit to the hard one (systemd sets 65535)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except OSError as exc:  # the unit's system-call filter refuses it: keep the soft limit
+            log.warning("cannot raise the open file limit from %d: %s", soft, exc)
+
+
+def watchdog_interval() -> float | None:
+    """How often to tell systemd we are alive: half its WatchdogSec=, when it watches this process."""
+    usec, pid = os.environ.get("WATCHDOG_USEC", ""), os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6
+
+
+def status_line(proxy: Proxy) -> str:
+    """What `systemctl status` shows next to "Status:"."""
+    count = len(proxy.sessions)
+    return f"Listening on port {proxy.port}; {count} open session{'' if count == 1 else 's'}"
+
+
+def heartbeat(loop: asyncio.AbstractEventLoop, proxy: Proxy, interval: float, watchdog: bool,
+              last_status: str = "") -> None:
+    """Run by the event loop itself, so a hung loop stops the pings and systemd restarts the proxy."""
+    status = status_line(proxy)
+    lines = (["WATCHDOG=1"] if watchdog else []) + ([f"STATUS={status}"] if status != last_status else [])
+    if lines:
+        sd_notify("\n".join(lines))
+    loop.call_later(interval, heartbeat, loop, proxy, interval, watchdog, status)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -120,7 +148,11 @@ async def serve(proxy: Proxy, notify: bool) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # deliver what arrived during start-up
     proxy.start()
     if notify:
-        sd_notify(f"READY=1\nMAINPID={os.getpid()}")
+        status = status_line(proxy)
+        sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS={status}")
+        interval = watchdog_interval()
+        loop.call_later(0, heartbeat, loop, proxy, min(interval or STATUS_INTERVAL, STATUS_INTERVAL),
+                        interval is not None, status)
     await stopping.wait()
     if notify:
         sd_notify("STOPPING=1")

@@ -28,6 +28,8 @@ from ovcommon import certs, paths
 from ovcommon.files import atomic_write, make_parents
 from ovcommon.render import render
 
+from . import hostfiles
+
 PROG = "ovirt-websocket-proxy-host"
 ALLOWED_TARGETS_CONFIG = paths.PROXY_CONFIG_D / "20-setup-allowed-targets.conf"
 UNIT_NAME = "ovirt-websocket-proxy.service"
@@ -60,7 +62,7 @@ def csr(key: Path, cert: Path, ca: Path, request: Path, fqdn: str, owner: str | 
         else:
             renewing = True  # a renewed certificate gets a new key, as the local proxy's does
     if renewing or not key.exists():
-        make_parents(key, 0o750)
+        make_parents(key)  # 0755 like local setup's: the service user reaches its 0600 key
         atomic_write(key, certs.key_pem(certs.generate_key()), 0o600, owner)
     elif owner is not None and key.stat().st_uid != pwd.getpwnam(owner).pw_uid:
         shutil.chown(key, owner, owner)
@@ -99,10 +101,11 @@ def configure(spec: dict) -> dict:
     if not spec["allowed_targets"] and Path(ALLOWED_TARGETS_CONFIG).exists():
         Path(ALLOWED_TARGETS_CONFIG).unlink()
         changed.append(str(ALLOWED_TARGETS_CONFIG))
+    hostfiles.record(prefix, changed, [*files, Path(ALLOWED_TARGETS_CONFIG)])
     if not systemd:
         unit = prefix / UNIT_NAME
         content = render("ovirt-websocket-proxy.service.j2", user=spec["user"], sysconfig=paths.SYSCONFIG,
-                         executable=prefix / "venv" / "bin" / "ovirt-websocket-proxy")
+                         executable=prefix / "venv" / "bin" / "ovirt-websocket-proxy", proxy_port=spec["port"])
         if _write(unit, content):
             problem = verify_unit(unit)
             if problem:

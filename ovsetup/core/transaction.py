@@ -6,14 +6,13 @@ run is over, even a committed write can be undone, so a failure anywhere leaves 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ovcommon.files import atomic_write, make_parents  # noqa: F401 (callers name them here)
+from ovcommon.files import atomic_write, make_parents, sha256_file  # noqa: F401 (callers name them here)
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +63,6 @@ class Transaction:
                 restored = False
         self.elements.clear()
         return restored
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def remove_dirs(created: list[Path]) -> None:

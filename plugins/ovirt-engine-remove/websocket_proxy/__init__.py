@@ -4,9 +4,7 @@ the uninstall manifests (a file changed since setup only when the admin says so)
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 from pathlib import PurePosixPath
 
 from ovcommon import paths
@@ -33,10 +31,15 @@ class RemovePlugin(Plugin):
     recorded: manifest.Manifests
     changed: list[str]
     removed: list[str]
+    closed: list[str] = []  # the firewalld zones the port was closed in
+    created_user = ""  # the service user setup created, from its record
 
     @event(Stage.SETUP)
     def read_manifests(self) -> None:
         self.recorded = manifest.read(self.context.root)
+        record = self.context.root.path(service.CREATED_USER_RECORD)
+        if str(service.CREATED_USER_RECORD) in self.recorded.files and record.is_file():
+            self.created_user = record.read_text().strip()
         self.changed = sorted(t for t, entry in self.recorded.files.items()
                               if manifest.changed(self.context.root, entry))
 
@@ -56,10 +59,20 @@ class RemovePlugin(Plugin):
            and service.setup_manages_service(self.context.owns_system))
     def stop_service(self) -> None:
         self.log.info("Stopping %s", paths.SERVICE_NAME)
-        subprocess.run(["systemctl", "disable", "--now", paths.SERVICE_NAME], capture_output=True)
-        if shutil.which("firewall-cmd"):
-            subprocess.run(["firewall-cmd", "--permanent", "--remove-service", paths.SERVICE_NAME],
-                           capture_output=True)
+        if service.run(["systemctl", "show", "-P", "LoadState", paths.SERVICE_NAME]).strip() != "not-found":
+            service.run(["systemctl", "disable", "--now", paths.SERVICE_NAME])
+        if service.firewalld_running():
+            self.closed = service.close_service(paths.SERVICE_NAME)
+
+    @event(Stage.CLOSEUP, condition=lambda self: _removing(self)
+           and service.setup_manages_service(self.context.owns_system))
+    def forget_unit_and_user(self) -> None:
+        """After the files are gone: systemd forgets the unit; the user setup created (recorded) goes."""
+        service.run(["systemctl", "daemon-reload"])
+        record = str(service.CREATED_USER_RECORD)
+        if record in self.removed and self.created_user and service.user_exists(self.created_user):
+            self.log.info("Removing the user %s, which setup created", self.created_user)
+            service.run(["userdel", self.created_user])
 
     @event(Stage.EARLY_MISC, condition=lambda self: _removing(self)
            and not service.setup_manages_service(self.context.owns_system))
@@ -97,6 +110,8 @@ class RemovePlugin(Plugin):
             self.dialog.note("Nothing to remove: no uninstall manifest; WebSocketProxy is Off")
             return
         self.dialog.note(f"WebSocket proxy removed: {len(self.removed)} files; WebSocketProxy is Off")
+        if self.closed:
+            self.dialog.note(f"Firewall: {paths.SERVICE_NAME} closed in the zones {', '.join(self.closed)}")
         kept = [t for t in self.changed if t not in self.removed]
         if kept:
             self.dialog.note("Kept, changed since setup:\n" + "\n".join(kept))

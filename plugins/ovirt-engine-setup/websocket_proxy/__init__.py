@@ -3,7 +3,6 @@ and starting the service where setup owns the system."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from cryptography import x509
 from ovcommon import configfile, paths
 from ovsetup import fqdn, names, options, pgstore, pki, service
 from ovsetup.core.environment import EnvKey
+from ovsetup.core.errors import SetupError
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Stage
@@ -35,6 +35,8 @@ def _systemd(plugin: Plugin) -> bool:
 
 class WebSocketProxyPlugin(Plugin):
     reloaded: int | None = None  # the pid told to reload
+    firewall = ""  # "running" or "not running" once setup started the service
+    opened: list[str] = []  # the zones this run opened the port in
     KEYS = (
         EnvKey(names.WSP_CONFIG, "bool", answerfile=True, postinstall=True, summary="Configure WebSocket Proxy"),
         EnvKey(names.WSP_PORT, "int", default=paths.DEFAULT_PROXY_PORT, answerfile=True, postinstall=True,
@@ -66,14 +68,20 @@ class WebSocketProxyPlugin(Plugin):
         if self.env[names.WSP_CONFIG]:
             self.env[names.PKI_REQUIRED] = True
 
+    @event(Stage.VALIDATION, condition=lambda self: _enabled(self) and _systemd(self))
+    def check_executable(self) -> None:
+        problem = service.executable_problem(Path(sys.prefix) / "bin" / "ovirt-websocket-proxy")
+        if problem:
+            raise SetupError(f"the proxy cannot run as a service: {problem}")
+
     @event(Stage.EARLY_MISC, condition=lambda self: _enabled(self) and self.context.owns_system)
     def service_user(self) -> None:
-        if shutil.which("getent") and subprocess.run(["getent", "passwd", paths.SERVICE_USER],
-                                                     capture_output=True).returncode == 0:
+        """Made in the transaction (a failed run removes it) and recorded, so that cleanup removes it."""
+        if service.user_exists(paths.SERVICE_USER):
             return
         self.log.info("Creating the %s user", paths.SERVICE_USER)
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/sbin/nologin",
-                        paths.SERVICE_USER], check=True, capture_output=True)
+        self.transaction.append(service.ServiceUser(paths.SERVICE_USER, paths.SERVICE_NAME))
+        self._write(service.CREATED_USER_RECORD, paths.SERVICE_USER + "\n")
 
     def _write(self, target: PurePosixPath, content: str) -> None:
         self.transaction.append(FileWrite(self.context.root.path(target), content, target=str(target)))
@@ -87,7 +95,7 @@ class WebSocketProxyPlugin(Plugin):
             cert_for_data_verification=paths.ENGINE_CERT))
         self._write(paths.SYSTEMD_UNIT, render(
             "ovirt-websocket-proxy.service.j2", user=paths.SERVICE_USER, sysconfig=paths.SYSCONFIG,
-            executable=Path(sys.prefix) / "bin" / "ovirt-websocket-proxy"))
+            executable=Path(sys.prefix) / "bin" / "ovirt-websocket-proxy", proxy_port=port))
         self._write(paths.FIREWALLD_SERVICE, render("ovirt-websocket-proxy.xml.j2", proxy_port=port))
         store = options.open_store(self.context.root, pgstore.from_keys(self.env))
         self.transaction.append(store.update(options.WEBSOCKET_PROXY, f"{self.env[names.FQDN]}:{port}"))
@@ -100,17 +108,17 @@ class WebSocketProxyPlugin(Plugin):
     @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _enabled(self) and _systemd(self))
     def start(self) -> None:
         if self._changed(paths.SYSTEMD_UNIT):
-            subprocess.run(["systemctl", "daemon-reload"], check=True, capture_output=True)
-        subprocess.run(["systemctl", "enable", paths.SERVICE_NAME], check=True, capture_output=True)
+            service.run(["systemctl", "daemon-reload"])
+        service.run(["systemctl", "enable", paths.SERVICE_NAME])
         running = subprocess.run(["systemctl", "is-active", "--quiet", paths.SERVICE_NAME]).returncode == 0
         if not running or self._changed(*PROXY_FILES):
             self.log.info("Restarting %s", paths.SERVICE_NAME)
-            subprocess.run(["systemctl", "restart", paths.SERVICE_NAME], check=True, capture_output=True)
-        if shutil.which("firewall-cmd") and self._changed(paths.FIREWALLD_SERVICE):
-            subprocess.run(["firewall-cmd", "--reload"], capture_output=True)
-            subprocess.run(["firewall-cmd", "--permanent", "--add-service", paths.SERVICE_NAME],
-                           capture_output=True)
-            subprocess.run(["firewall-cmd", "--reload"], capture_output=True)
+            service.run(["systemctl", "restart", paths.SERVICE_NAME])
+        if service.firewalld_running():
+            self.opened = service.open_service(paths.SERVICE_NAME, reload=self._changed(paths.FIREWALLD_SERVICE))
+            self.firewall = "running"
+        else:
+            self.firewall = "not running"
 
     @event(Stage.CLOSEUP, before=(names.SUMMARY_START,),
            condition=lambda self: _enabled(self) and not _systemd(self))
@@ -130,6 +138,11 @@ class WebSocketProxyPlugin(Plugin):
         port = self.env[names.WSP_PORT]
         self.dialog.note(f"WebSocket Proxy: wss://{self.env[names.FQDN]}:{port}/ "
                          f"(certificate {paths.PROXY_CERT}, issued by {paths.CA_CERT})")
+        if self.firewall == "not running":
+            self.dialog.note(f"firewalld is not running: port {port}/tcp was not opened (to open it when it runs: "
+                             f"firewall-cmd --permanent --add-service {paths.SERVICE_NAME} && firewall-cmd --reload)")
+        elif self.opened:
+            self.dialog.note(f"Firewall: port {port}/tcp opened in the zones {', '.join(self.opened)}")
         if not _systemd(self) and self.reloaded is None:
             root = "" if self.context.root.is_system else f" --root {self.context.root.base}"
             self.dialog.note(f"Start (or restart) the proxy with: ovirt-websocket-proxy{root}")

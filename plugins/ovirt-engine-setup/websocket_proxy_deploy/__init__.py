@@ -163,8 +163,7 @@ class DeployPlugin(Plugin):
         value = f"{record.targets[0].fqdn if record.mode == 'remote' else 'Host'}:{self.env[names.WSP_PORT]}"
         if old != value:
             write = store.update(options.WEBSOCKET_PROXY, value)
-            write.prepare()
-            write.commit()
+            self.transaction.append(write)  # after MISC: prepared and committed at once, and in the uninstall manifest
 
     @event(Stage.CLOSEUP, after=(names.SUMMARY_START,), before=(names.SUMMARY_END,),
            condition=lambda self: _mode(self) != "none")
