@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 import subprocess
+import sys
+import tarfile
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
@@ -24,11 +28,27 @@ CLEANUP = f"{VENV}/bin/engine-cleanup --accept-defaults --otopi-environment=OVES
 
 
 @pytest.fixture(scope="module")
-def machine(sdmachines_factory, wheelhouse_tar) -> Machine:
-    """A machine with the product installed in a virtualenv from the wheelhouse, as an admin would."""
+def engine_wheelhouse(wheelhouse_tar, tmp_path_factory) -> Path:
+    """The targets' wheelhouse plus the engine side's own requirements (Ansible and what it needs), as an
+    admin of an engine with no package index prepares it with `pip download`."""
+    wheels = tmp_path_factory.mktemp("engine-wheels")
+    with tarfile.open(wheelhouse_tar) as archive:
+        archive.extractall(wheels, filter="data")
+    engine_side = [r for r in metadata.requires("ovirt-engine-wsp") or [] if "extra ==" not in r]
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+                    "--only-binary=:all:", "-d", str(wheels), *engine_side], check=True, timeout=600)
+    archive = tmp_path_factory.mktemp("engine-wheelhouse") / "wheelhouse.tar"
+    with tarfile.open(archive, "w") as out:
+        out.add(wheels, arcname=".")
+    return archive
+
+
+@pytest.fixture(scope="module")
+def machine(sdmachines_factory, engine_wheelhouse) -> Machine:
+    """A machine with the product installed in a virtualenv from a wheelhouse, as an admin would."""
     machine = sdmachines_factory(1).hosts[0]
     subprocess.run(["scp", "-q", "-i", machine.client_key, "-o", "BatchMode=yes", "-o",
-                    f"UserKnownHostsFile={machine.known_hosts}", str(wheelhouse_tar),
+                    f"UserKnownHostsFile={machine.known_hosts}", str(engine_wheelhouse),
                     f"root@{machine.address}:/tmp/wheelhouse.tar"], check=True, timeout=120)
     machine.check(f"set -e; mkdir /tmp/wheels; tar -xf /tmp/wheelhouse.tar -C /tmp/wheels; python3 -m venv "
                   f"--without-pip {VENV}; {VENV}/bin/python $(echo /tmp/wheels/pip-*.whl)/pip install -q --no-index "

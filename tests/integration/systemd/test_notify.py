@@ -12,7 +12,15 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.integration.proxy.conftest import ProxyProcess, command, engine_root, stop, wait_port, xvnc  # noqa: F401
+from tests.integration.proxy.conftest import (  # noqa: F401 (fixtures)
+    ProxyProcess,
+    command,
+    engine_ca,
+    engine_root,
+    stop,
+    wait_port,
+    xvnc,
+)
 from tests.integration.proxy.rfb import RfbClient
 
 pytestmark = pytest.mark.integration
