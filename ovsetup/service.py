@@ -112,9 +112,10 @@ def firewalld_running() -> bool:
 
 
 def _zones() -> list[str]:
-    """The active zones and the default zone (which takes interfaces no zone names)."""
+    """The active zones and the default zone (which takes interfaces no zone names). firewalld 2 (Debian 13)
+    marks the default one `public (default)`: the zone is the first word."""
     active = subprocess.run(["firewall-cmd", "--get-active-zones"], capture_output=True, text=True).stdout
-    zones = {line.strip() for line in active.splitlines() if line and not line[0].isspace()}
+    zones = {line.split()[0] for line in active.splitlines() if line and not line[0].isspace()}
     zones.add(run(["firewall-cmd", "--get-default-zone"]).strip())
     return sorted(zones)
 

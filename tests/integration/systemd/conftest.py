@@ -58,8 +58,9 @@ class Machines:
     hosts: tuple[Machine, ...]
 
 
-def bring_up(count: int, directory: Path) -> Machines:
-    result = subprocess.run([str(TOOL), "up", str(count), "--dir", str(directory)], capture_output=True, text=True)
+def bring_up(count: int, directory: Path, release: str = "bookworm") -> Machines:
+    result = subprocess.run([str(TOOL), "up", str(count), "--dir", str(directory), "--release", release],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     state = json.loads((directory / "state.json").read_text())
     machines = tuple(Machine(m["name"], m["fqdn"], m["address"], m["host_key_pub"], m["leader"],
@@ -69,7 +70,7 @@ def bring_up(count: int, directory: Path) -> Machines:
 
 @pytest.fixture(scope="module")
 def sdmachines_factory() -> Iterator:
-    """`factory(n)` boots n fresh machines (replacing any this module booted before)."""
+    """`factory(n, release="bookworm")` boots n fresh machines (replacing any this module booted before)."""
     if os.geteuid() != 0:
         pytest.skip("systemd machines need root")
     for tool in ("systemd-nspawn", "debootstrap"):
@@ -80,8 +81,8 @@ def sdmachines_factory() -> Iterator:
     fcntl.flock(lock, fcntl.LOCK_EX)
     directory = Path(tempfile.mkdtemp(prefix="wsp-sd-", dir="/tmp"))
 
-    def factory(count: int) -> Machines:
-        return bring_up(count, directory)
+    def factory(count: int, release: str = "bookworm") -> Machines:
+        return bring_up(count, directory, release)
 
     try:
         yield factory

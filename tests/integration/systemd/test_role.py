@@ -172,6 +172,61 @@ def test_the_sandboxed_unit_scores_2_or_less_and_reloads_keeping_sessions(deploy
     assert asyncio.run(vencrypt()) == (320, 240)
 
 
+def served_serial(machine: Machine, engine_root: Path) -> int:
+    """The serial number of the certificate a new TLS connection to the proxy is shown (verified by the CA)."""
+    from cryptography import x509
+
+    context = ssl.create_default_context(cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
+    with socket.create_connection((machine.address, PORT), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=machine.fqdn) as tls:
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+
+def test_a_reload_serves_a_renewed_certificate_and_keeps_sessions(deployed):
+    from cryptography import x509
+
+    from ovsetup import pki
+
+    engine_root, machines = deployed
+    machine = machines.hosts[0]
+    conf = machine.check("cat /etc/ovirt-engine/ovirt-websocket-proxy.conf.d/10-setup.conf")
+    path = next(line.split("=", 1)[1] for line in conf.splitlines() if line.startswith("SSL_CERTIFICATE="))
+    old_pem = machine.check(f"cat {path}")
+    old = x509.load_pem_x509_certificate(old_pem.encode())
+    assert served_serial(machine, engine_root) == old.serial_number
+    # a new certificate from the engine CA for the same name and the key that stays on the machine
+    authority = pki.load_authority(engine_root / "etc/pki/ovirt-engine/ca.pem",
+                                   engine_root / "etc/pki/ovirt-engine/private/ca.pem")
+    new = pki.issue(authority, old.public_key(), machine.fqdn)
+    assert new.serial_number != old.serial_number
+    pid = machine.show(UNIT, "MainPID")
+    if machine.ssh("systemctl is-active xvnc").returncode != 0:  # when run alone
+        start_xvnc(machine)
+
+    def renew_and_reload(pem: str, serial: int) -> None:
+        machine.check(f"cat > {path} && systemctl reload {UNIT}", input=pem)
+        deadline = time.monotonic() + 10
+        while served_serial(machine, engine_root) != serial:
+            assert time.monotonic() < deadline, machine.check(f"journalctl -u {UNIT} --no-pager | tail -5")
+            time.sleep(0.2)
+
+    async def renew_during_a_session() -> tuple[int, int]:
+        context = ssl.create_default_context(cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
+        url = f"wss://{machine.address}:{PORT}/{ticket(engine_root, '127.0.0.1', 5977)}"
+        async with connect(url, ssl=context, server_hostname=machine.fqdn, subprotocols=["binary"]) as ws:
+            client = RfbClient(ws)
+            assert await client.read(12) == b"RFB 003.008\n"
+            await asyncio.to_thread(renew_and_reload, pki.cert_pem(new).decode(), new.serial_number)
+            client.buffer = b"RFB 003.008\n" + client.buffer
+            return await client.login(VNC_PASSWORD)
+
+    try:
+        assert asyncio.run(renew_during_a_session()) == (320, 240)  # the session opened before stays open
+        assert machine.show(UNIT, "MainPID") == pid
+    finally:  # later tests' re-runs expect the certificate setup issued
+        renew_and_reload(old_pem, old.serial_number)
+
+
 def test_a_hung_proxy_is_restarted_by_the_watchdog(deployed):
     _, machines = deployed
     machine = machines.hosts[0]
