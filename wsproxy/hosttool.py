@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"wss://{args.fqdn}:{args.port}/ answers with a certificate from the engine CA")
 
 
-ERRORS = (OSError, ValueError, KeyError, ssl.SSLError)
+ERRORS = (OSError, ValueError, KeyError, OverflowError, ssl.SSLError)
 
 
 def main(argv: list[str] | None = None) -> int:
