@@ -1,6 +1,6 @@
 """The quick start as a new user runs it: `scripts/demo` in a fresh copy of the checkout, the printed
 launcher opened in Debian's Chromium, Console clicked twice, each window showing the VNC desktop's
-colour through noVNC and the proxy; `scripts/demo stop` leaves no process behind.
+colour through noVNC and the proxy, and a pop-up blocker's case; `scripts/demo stop` leaves no process behind.
 
 The copy gets its own `.venv`; to keep it fast it sees the test run's installed dependencies (a `.pth`
 file) and pip installs the copy itself with `PIP_NO_DEPS=1`. `UPDATE_SCREENSHOT=1` writes the connected
@@ -110,12 +110,25 @@ def test_demo_opens_two_consoles_showing_the_desktop_and_stop_ends_everything(de
             consoles[0].screenshot(path=str(tmp_path / "console.png"))
             if os.environ.get("UPDATE_SCREENSHOT") == "1":
                 shutil.copyfile(tmp_path / "console.png", CHECKOUT / "docs/console.png")
+
+            # Behind a pop-up blocker (window.open gives null), the row says so and its link opens the console.
+            blocked = context.new_page()
+            blocked.add_init_script("window.open = () => null")
+            blocked.goto(url)
+            blocked.click("tr[data-vm='demo'] button")
+            message = blocked.locator("tr[data-vm='demo'] .message")
+            message.wait_for(state="visible", timeout=10000)
+            assert message.inner_text() == ("The browser blocked the console window. Allow pop-ups for this page, "
+                                            "or open the console.")
+            with context.expect_page() as popup:
+                blocked.click("tr[data-vm='demo'] .message a")
+            popup.value.wait_for_function("() => document.body.dataset.state === 'connected'", timeout=30000)
             context.close()
         finally:
             chromium.close()
     assert tickets[0] != tickets[1]
     logs = "".join(p.read_text(errors="replace") for p in (root / "var/log/demo").glob("*.log"))
-    assert len(re.findall(r"session \d+ start", logs)) == 2, logs
+    assert len(re.findall(r"session \d+ start", logs)) == 3, logs
     password = (root / "etc/ovirt-engine/vnc/demo.pass").read_text().strip()
     for secret in (password, *tickets):
         assert secret not in logs and secret not in started.stdout
