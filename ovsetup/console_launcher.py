@@ -153,7 +153,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self._send(503, "text/plain; charset=utf-8", f"{exc}\n".encode())
         elif self.path == "/launcher.js":
             self._send(200, "text/javascript; charset=utf-8", (PAGES / "launcher.js").read_bytes())
-        elif self.path == "/ca.crt":
+        elif self.path == "/ca.crt" and launcher.root.path(CA_CERT).is_file():
             self._send(200, "application/x-x509-ca-cert", launcher.root.path(CA_CERT).read_bytes())
         else:
             self._send(404, "text/plain", b"not found\n")

@@ -82,6 +82,10 @@ def test_demo_opens_two_consoles_showing_the_desktop_and_stop_ends_everything(de
     match = re.search(r"^Console launcher: (https://localhost:(\d+)/)$", started.stdout, re.M)
     assert match, started.stdout
     assert "scripts/demo stop" in started.stdout
+    again = demo("start")
+    assert again.returncode == 1
+    assert again.stderr == (f"scripts/demo: the demo below {demo.root} is running: "
+                            f"scripts/demo stop --root {demo.root}\n")
     url, root = match.group(1), demo.root
     assert (root / "etc/ovirt-engine/ovirt-websocket-proxy.conf.d/20-demo.conf").read_text().endswith(
         f"CONSOLE_PARENT_ORIGINS=https://localhost:{match.group(2)}\n")
