@@ -17,6 +17,7 @@ from .core.context import Context
 from .core.environment import parse_statements
 from .core.errors import UsageError
 from .core.log import close_handlers, setup_console
+from .helptext import TeachingParser
 from .resources import resource_dir
 
 SETUP_GROUPS = ["ovirt-engine-common", "ovirt-engine-setup"]
@@ -54,9 +55,10 @@ example:
 """
 
 
-def parser(prog: str, description: str = DESCRIPTION, epilog: str = EPILOG) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser(prog: str, description: str = DESCRIPTION, epilog: str = EPILOG, action: str = "setup",
+           groups: list[str] = SETUP_GROUPS) -> argparse.ArgumentParser:
+    p = TeachingParser(prog=prog, description=description, epilog=epilog, action=action, groups=groups,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
                    help="read and write every file below DIR instead of / (default /)")
     p.add_argument("--accept-defaults", action="store_true",
@@ -120,4 +122,5 @@ def setup_main(argv: list[str] | None = None) -> int:
 
 @entry("engine-cleanup")
 def cleanup_main(argv: list[str] | None = None) -> int:
-    return run(argv, "cleanup", CLEANUP_GROUPS, parser("engine-cleanup", CLEANUP_DESCRIPTION, CLEANUP_EPILOG))
+    p = parser("engine-cleanup", CLEANUP_DESCRIPTION, CLEANUP_EPILOG, "cleanup", CLEANUP_GROUPS)
+    return run(argv, "cleanup", CLEANUP_GROUPS, p)

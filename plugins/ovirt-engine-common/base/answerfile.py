@@ -22,7 +22,8 @@ ANSWER_FILE_KEY = "OVESETUP_CORE/answerFile"
 
 
 class AnswerFilePlugin(Plugin):
-    KEYS = (EnvKey(ANSWER_FILE_KEY, "str"),)
+    KEYS = (EnvKey(ANSWER_FILE_KEY, "str", help="Also write this run's answers to this file (0600); set by "
+                   "--generate-answer. Every run writes them to /var/lib/ovirt-engine/setup/answers/ too."),)
 
     def answers(self) -> dict[str, object]:
         keys = self.context.keys

@@ -16,7 +16,9 @@ CONFIRM_PROMPTS = {"setup": "Please confirm installation settings (@VALUES@) [@D
 
 
 class DialogsPlugin(Plugin):
-    KEYS = (EnvKey(CONFIRM, "bool", answerfile=True),)
+    KEYS = (EnvKey(CONFIRM, "bool", answerfile=True,
+                   help="Go on after the configuration preview (True: OK, False: Cancel, nothing changes). Asked, "
+                        "default OK; not asked by a re-run that changes nothing."),)
 
     @event(Stage.VALIDATION, name=PREVIEW, priority=Priority.LOW)
     def preview(self) -> None:

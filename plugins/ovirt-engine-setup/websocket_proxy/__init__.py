@@ -36,9 +36,12 @@ def _systemd(plugin: Plugin) -> bool:
 class WebSocketProxyPlugin(Plugin):
     reloaded: int | None = None  # the pid told to reload
     KEYS = (
-        EnvKey(names.WSP_CONFIG, "bool", answerfile=True, postinstall=True, summary="Configure WebSocket Proxy"),
+        EnvKey(names.WSP_CONFIG, "bool", answerfile=True, postinstall=True, summary="Configure WebSocket Proxy",
+               help="Configure the WebSocket proxy on this host. Asked, default Yes; No asks "
+                    "OVESETUP_CONFIG/websocketProxyDeploy."),
         EnvKey(names.WSP_PORT, "int", default=paths.DEFAULT_PROXY_PORT, answerfile=True, postinstall=True,
-               summary="WebSocket Proxy port", validator=fqdn.port_problem),
+               summary="WebSocket Proxy port", validator=fqdn.port_problem,
+               help="The port the proxy listens on (TLS), here or on the machines it is deployed to."),
     )
 
     @event(Stage.SETUP)
