@@ -69,10 +69,14 @@ class WebSocketProxyPlugin(Plugin):
         if self.env[names.WSP_CONFIG]:
             self.env[names.PKI_REQUIRED] = True
 
-    @event(Stage.EARLY_MISC, condition=lambda self: _enabled(self) and self.context.owns_system)
+    def _user_exists(self) -> bool:
+        return bool(shutil.which("getent")) and subprocess.run(["getent", "passwd", paths.SERVICE_USER],
+                                                               capture_output=True).returncode == 0
+
+    @event(Stage.EARLY_MISC, condition=lambda self: _enabled(self) and self.context.owns_system,
+           planned=lambda self: [] if self._user_exists() else [f"create the system user {paths.SERVICE_USER}"])
     def service_user(self) -> None:
-        if shutil.which("getent") and subprocess.run(["getent", "passwd", paths.SERVICE_USER],
-                                                     capture_output=True).returncode == 0:
+        if self._user_exists():
             return
         self.log.info("Creating the %s user", paths.SERVICE_USER)
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/sbin/nologin",
@@ -100,7 +104,23 @@ class WebSocketProxyPlugin(Plugin):
         wanted = {str(t) for t in targets}
         return any(isinstance(el, FileWrite) and el.changed and el.target in wanted for el in self.transaction.elements)
 
-    @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _enabled(self) and _systemd(self))
+    def _service_plan(self) -> list[str]:
+        """What `start` would run, for a dry run."""
+        running = subprocess.run(["systemctl", "is-active", "--quiet", paths.SERVICE_NAME]).returncode == 0
+        lines = ["run systemctl daemon-reload"] if self._changed(paths.SYSTEMD_UNIT) else []
+        lines.append(f"enable the service {paths.SERVICE_NAME}")
+        if not running or self._changed(*PROXY_FILES):
+            lines.append(f"restart the service {paths.SERVICE_NAME}")
+        if shutil.which("firewall-cmd") and self._changed(paths.FIREWALLD_SERVICE):
+            lines.append(f"add the firewalld service {paths.SERVICE_NAME} and reload the firewall")
+        return lines
+
+    def _reload_plan(self) -> list[str]:
+        pid = service.running_proxy(self.context.root.path(paths.PIDFILE)) if self._changed(*PROXY_FILES) else None
+        return [] if pid is None else [f"tell the running proxy (pid {pid}) to reload its configuration (SIGHUP)"]
+
+    @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _enabled(self) and _systemd(self),
+           planned=_service_plan)
     def start(self) -> None:
         if self._changed(paths.SYSTEMD_UNIT):
             subprocess.run(["systemctl", "daemon-reload"], check=True, capture_output=True)
@@ -116,7 +136,7 @@ class WebSocketProxyPlugin(Plugin):
             subprocess.run(["firewall-cmd", "--reload"], capture_output=True)
 
     @event(Stage.CLOSEUP, before=(names.SUMMARY_START,),
-           condition=lambda self: _enabled(self) and not _systemd(self))
+           condition=lambda self: _enabled(self) and not _systemd(self), planned=_reload_plan)
     def reload_running(self) -> None:
         """A proxy started by hand with `--pidfile <root>/run/ovirt-websocket-proxy.pid` rereads its files."""
         if not self._changed(*PROXY_FILES):

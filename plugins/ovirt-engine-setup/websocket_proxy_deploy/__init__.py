@@ -12,7 +12,7 @@ from ovsetup.core.errors import IncompleteError, SetupError
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Stage
-from ovsetup.core.transaction import atomic_write, make_parents
+from ovsetup.core.transaction import Change, atomic_write, make_parents
 
 MODE = "OVESETUP_CONFIG/websocketProxyDeploy"
 REMOTE_HOST = "OVESETUP_CONFIG/websocketProxyRemoteHost"
@@ -120,14 +120,38 @@ class DeployPlugin(Plugin):
         return deploy.Ssh(user=self.env[SSH_USER], port=self.env[SSH_PORT], key=self.env[SSH_KEY],
                           known_hosts=self.env[SSH_KNOWN_HOSTS], accept_new=self.env[SSH_ACCEPT_NEW])
 
+    def _recorded_answers(self) -> bytes:
+        return render_answer_file({k: self.env[k] for k in RECORDED if self.env[k] is not None}).encode()
+
     def _record_answers(self) -> None:
         """Kept even if the deployment fails: the next run reads them and finishes the job."""
         target = self.context.root.path(paths.DEPLOY_CONFIG)
         make_parents(target)
-        atomic_write(target, render_answer_file({k: self.env[k] for k in RECORDED if self.env[k] is not None})
-                     .encode(), 0o600)
+        atomic_write(target, self._recorded_answers(), 0o600)
 
-    @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _mode(self) != "none")
+    def _planned(self) -> list[Change | str]:
+        """For a dry run: the hosts, the files `deploy` writes itself, and the option it sets."""
+        targets = ", ".join(t.fqdn for t in self._targets()) or f"the hosts of {self.env[INVENTORY]}"
+        root = self.context.root
+        config, record = root.path(paths.DEPLOY_CONFIG), root.path(paths.DEPLOY_RECORD)
+        old = config.read_bytes() if config.is_file() else None
+        planned: list[Change | str] = [f"deploy the WebSocket Proxy with Ansible ({_mode(self)}) to {targets}"]
+        if old != self._recorded_answers():
+            planned.append(Change(str(paths.DEPLOY_CONFIG), "create" if old is None else "change", 0o600, old,
+                                  self._recorded_answers()))
+        planned.append(Change(str(paths.DEPLOY_RECORD), "change" if record.is_file() else "create", 0o600,
+                              summary="the deployment's record (each host's result)"))
+        if self.context.log_file is None:
+            planned.append(Change(str(paths.LOG_DIR / f"ovirt-engine-{self.context.action}-*-ansible/*"), "create",
+                                  0o644, summary="Ansible's artifacts"))
+        store = options.open_store(root, pgstore.from_keys(self.env))
+        host = self._targets()[0].fqdn if _mode(self) == "remote" else "Host"
+        planned.append(f"set WebSocketProxy from {store.get(options.WEBSOCKET_PROXY)} to {host}:"
+                       f"{self.env[names.WSP_PORT]} ({store.describe()}) once every host is deployed")
+        return planned
+
+    @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _mode(self) != "none",
+           planned=_planned)
     def deploy(self) -> None:
         root = self.context.root
         record = deploy.Deployment(_mode(self), self._targets(), self.env[INVENTORY], self._ssh(), self.env[PREFIX],
