@@ -151,3 +151,21 @@ def test_postgresql_option_is_read_not_written(tmp_path, engine_setup, engine_db
     assert real.returncode == 0, real.stdout + real.stderr
     assert_prediction(dry.stdout, {}, snapshot(tmp_path), (SECRET, engine_db.password))
     assert engine_db.option() == ["engine.example.test:6100"]
+
+
+def test_deployment_lists_its_hosts_and_never_contacts_them(tmp_path, engine_setup):
+    env = ("OVESETUP_CONFIG/websocketProxyConfig=bool:False OVESETUP_CONFIG/fqdn=str:engine.example.test "
+           "OVESETUP_CONFIG/websocketProxyDeploy=str:Hosts "
+           "OVESETUP_CONFIG/websocketProxySshAcceptNewHostKeys=bool:True "
+           "'OVESETUP_CONFIG/websocketProxyHosts=multi-str:a.example.test 192.0.2.1' "
+           "OVESETUP_CONFIG/websocketProxyPort=int:6200")
+    dry = engine_setup(tmp_path, "--dry-run", f"--otopi-environment={env}")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert "would deploy the WebSocket Proxy with Ansible (hosts) to a.example.test\n" in dry.stdout
+    assert "would set WebSocketProxy from Off to Host:6200" in dry.stdout
+    report = printed(dry.stdout)
+    assert report["/var/lib/ovirt-engine/setup/websocket-proxy-deploy.json"][:2] == ("create", 0o600)
+    assert "+OVESETUP_CONFIG/websocketProxyDeploy=str:hosts\n" in report[
+        "/etc/ovirt-engine-setup.conf.d/20-setup-websocket-proxy-deploy.conf"][2]
+    assert "Deploying the WebSocket Proxy" not in dry.stdout

@@ -141,6 +141,9 @@ class DeployPlugin(Plugin):
                                   self._recorded_answers()))
         planned.append(Change(str(paths.DEPLOY_RECORD), "change" if record.is_file() else "create", 0o600,
                               summary="the deployment's record (each host's result)"))
+        if not any(root.path(deploy.WHEELHOUSE_DIR).glob("*.tar")):
+            planned.append(Change(str(deploy.WHEELHOUSE_DIR / f"{deploy.PACKAGE}-*.tar"), "create", 0o644,
+                                  summary="the wheels the hosts install the proxy from"))
         if self.context.log_file is None:
             planned.append(Change(str(paths.LOG_DIR / f"ovirt-engine-{self.context.action}-*-ansible/*"), "create",
                                   0o644, summary="Ansible's artifacts"))
