@@ -162,10 +162,11 @@ def test_deployment_lists_its_hosts_and_never_contacts_them(tmp_path, engine_set
     dry = engine_setup(tmp_path, "--dry-run", f"--otopi-environment={env}")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert list(tmp_path.iterdir()) == []
-    assert "would deploy the WebSocket Proxy with Ansible (hosts) to a.example.test\n" in dry.stdout
-    assert "would set WebSocketProxy from Off to Host:6200" in dry.stdout
+    assert "would deploy the WebSocket Proxy with Ansible (hosts) to a.example.test, then" in dry.stdout
+    assert "option WebSocketProxy: Off -> Host:6200" in dry.stdout
     report = printed(dry.stdout)
     assert report["/var/lib/ovirt-engine/setup/websocket-proxy-deploy.json"][:2] == ("create", 0o600)
+    assert report["/etc/pki/ovirt-engine/certs/websocket-proxy-a.example.test.cer"][:2] == ("create", 0o644)
     assert "+OVESETUP_CONFIG/websocketProxyDeploy=str:hosts\n" in report[
         "/etc/ovirt-engine-setup.conf.d/20-setup-websocket-proxy-deploy.conf"][2]
     assert "Deploying the WebSocket Proxy" not in dry.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovcommon import paths
-from ovsetup import deploy, fqdn, names, options, pgstore
+from ovsetup import deploy, fqdn, hosttool, names, options, pgstore, pki
 from ovsetup.core.config import render_answer_file
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.errors import IncompleteError, SetupError
@@ -135,12 +135,14 @@ class DeployPlugin(Plugin):
         root = self.context.root
         config, record = root.path(paths.DEPLOY_CONFIG), root.path(paths.DEPLOY_RECORD)
         old = config.read_bytes() if config.is_file() else None
-        planned: list[Change | str] = [f"deploy the WebSocket Proxy with Ansible ({_mode(self)}) to {targets}"]
+        planned: list[Change | str] = [f"deploy the WebSocket Proxy with Ansible ({_mode(self)}) to {targets}, "
+                                       "then set WebSocketProxy if every host passed"]
         if old != self._recorded_answers():
             planned.append(Change(str(paths.DEPLOY_CONFIG), "create" if old is None else "change", 0o600, old,
                                   self._recorded_answers()))
         planned.append(Change(str(paths.DEPLOY_RECORD), "change" if record.is_file() else "create", 0o600,
                               summary="the deployment's record (each host's result)"))
+        planned += self._signed_planned()
         if not any(root.path(deploy.WHEELHOUSE_DIR).glob("*.tar")):
             planned.append(Change(str(deploy.WHEELHOUSE_DIR / f"{deploy.PACKAGE}-*.tar"), "create", 0o644,
                                   summary="the wheels the hosts install the proxy from"))
@@ -149,8 +151,23 @@ class DeployPlugin(Plugin):
                                   0o644, summary="Ansible's artifacts"))
         store = options.open_store(root, pgstore.from_keys(self.env))
         host = self._targets()[0].fqdn if _mode(self) == "remote" else "Host"
-        planned.append(f"set WebSocketProxy from {store.get(options.WEBSOCKET_PROXY)} to {host}:"
-                       f"{self.env[names.WSP_PORT]} ({store.describe()}) once every host is deployed")
+        planned += store.update(options.WEBSOCKET_PROXY, f"{host}:{self.env[names.WSP_PORT]}").plan()
+        return planned
+
+    def _signed_planned(self) -> list[Change]:
+        """The engine signs a host's request when the engine's copy of its certificate is missing or due
+        (the host decides by its own copy, which is the same unless someone changed one of them)."""
+        planned = []
+        for target in self._targets():
+            name = hosttool.proxy_request(target.fqdn)
+            copy = self.context.root.path(paths.PKI_DIR / "certs" / f"{name}.cer")
+            if copy.is_file() and pki.renewal_problem(copy.read_bytes(), need_san=True) is None:
+                continue
+            files = ((paths.REQUESTS_DIR / f"{name}.req", "request"),
+                     (paths.PKI_DIR / "certs" / f"{name}.cer", "certificate, signed by the engine CA"))
+            for path, what in files:
+                action = "change" if self.context.root.path(path).is_file() else "create"
+                planned.append(Change(str(path), action, 0o644, summary=f"{target.fqdn}'s {what}"))
         return planned
 
     @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _mode(self) != "none",
