@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .environment import format_typed, parse_typed
+from .environment import cut, format_typed, parse_typed
 from .errors import UsageError
 
 SECTIONS = ("default", "init", "override", "enforce")
@@ -53,7 +53,7 @@ def read_config_files(paths: Iterable[Path]) -> ConfigValues:
             if kind != "environment":
                 continue
             if which not in SECTIONS:
-                raise UsageError(f"{path}: unknown section [{section}] (use {', '.join(SECTIONS)})")
+                raise UsageError(f"{path}: unknown section [{cut(section)}] (use {', '.join(SECTIONS)})")
             for key, text in parser.items(section):
                 try:
                     values.sections[which][key] = parse_typed(key, text)

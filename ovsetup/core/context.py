@@ -126,23 +126,32 @@ class Context:
         A dry run runs the stages through MISC and TERMINATE (which only reports and closes the log); of
         the stages between, and of every event that acts outside the transaction, it lists what they would
         do (`planned`)."""
-        sequence = self.sequence()
+        steps = [(stage, ev) for stage, events in self.sequence().items() for ev in (None, *events)
+                 if not self._skipped_by_dry_run(stage, ev)]
+        done = 0
         previous = {sig: signal.signal(sig, self._on_signal) for sig in HANDLED_SIGNALS}
         try:
-            for stage, events in sequence.items():
-                listing = self.dry_run and Stage.MISC < stage < Stage.TERMINATE
-                if not listing:
-                    self._guarded(stage, self._stage_header, stage)
-                for ev in events:
-                    if stage.info.if_success and self.error:
-                        break
-                    if listing and ev.spec.planned is None:
-                        continue
-                    self._guarded(stage, self._run_event, stage, ev)
+            while done < len(steps):
+                try:
+                    while done < len(steps):
+                        stage, ev = steps[done]
+                        done += 1
+                        if ev is None:
+                            self._guarded(stage, self._stage_header, stage)
+                        elif not (stage.info.if_success and self.error):
+                            self._guarded(stage, self._run_event, stage, ev)
+                except Interrupted as signalled:  # the one signal that raises, come between two steps
+                    self._fail(steps[done - 1][0], signalled)
+            self.stopping = True  # the run is over: nothing left for a signal to stop
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.error.exit_code if self.error else 0
+
+    def _skipped_by_dry_run(self, stage: Stage, ev: Event | None) -> bool:
+        """In a dry run, the stages after MISC (before TERMINATE) show no header and run only the events
+        that say what they would do."""
+        return self.dry_run and Stage.MISC < stage < Stage.TERMINATE and (ev is None or ev.spec.planned is None)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -156,10 +165,7 @@ class Context:
         try:
             step(*args)
         except Exception as exc:  # every failure goes through the one error path
-            try:
-                self._fail(stage, exc)
-            except Interrupted as signalled:  # a signal in the instant before _fail set `stopping`
-                self._fail(stage, signalled)
+            self._fail(stage, exc)
 
     def _stage_header(self, stage: Stage) -> None:
         info = stage.info

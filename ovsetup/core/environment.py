@@ -1,6 +1,7 @@
 """The typed environment: otopi's `type:value` syntax, the key table, and change tracking."""
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 from collections.abc import Callable, Iterable
@@ -22,19 +23,23 @@ def secret_name(key: str) -> bool:
     return bool(SECRET_WORDS.search(key))
 
 
+def cut(text: str) -> str:
+    """`text` as a message may show it: at most SHOWN characters."""
+    return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text)} characters)"
+
+
 def shown(key: str, text: str) -> str:
     """A refused value as an error message may show it: never a secret, never more than SHOWN characters."""
-    if secret_name(key):
-        return "**FILTERED**"
-    return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text)} characters)"
+    return "**FILTERED**" if secret_name(key) else cut(text)
 
 
 def parse_typed(key: str, text: str) -> Any:
     """Parse `type:value`. Unlike otopi, anything malformed is an error naming the key; the message
     shows the value only if it is not a secret, and cut short."""
     kind, sep, raw = text.partition(":")
+    name = cut(key)
     if not sep:
-        raise UsageError(f"{key}: value {shown(key, text)!r} has no type (write it as type:value, e.g. str:...)")
+        raise UsageError(f"{name}: value {shown(key, text)!r} has no type (write it as type:value, e.g. str:...)")
     if kind == "none":
         return None
     if kind == "str":
@@ -46,15 +51,13 @@ def parse_typed(key: str, text: str) -> Any:
             return True
         if raw.lower() == "false":
             return False
-        raise UsageError(f"{key}: bool:{shown(key, raw)} is not a boolean (use bool:True or bool:False)")
+        raise UsageError(f"{name}: bool:{shown(key, raw)} is not a boolean (use bool:True or bool:False)")
     if kind == "int":
-        try:
-            if raw.strip().isascii():
+        if raw.strip().isascii():  # int() also takes other scripts' digits: an answer file means ASCII
+            with contextlib.suppress(ValueError):
                 return int(raw)
-        except ValueError:
-            pass
-        raise UsageError(f"{key}: int:{shown(key, raw)} is not an integer")
-    raise UsageError(f"{key}: unknown type {shown('', kind)!r} (use one of {', '.join(TYPES)})")
+        raise UsageError(f"{name}: int:{shown(key, raw)} is not an integer")
+    raise UsageError(f"{name}: unknown type {shown('', kind)!r} (use one of {', '.join(TYPES)})")
 
 
 def type_name(value: Any) -> str:
@@ -89,7 +92,7 @@ def parse_statements(text: str) -> list[tuple[str, Any]]:
     for token in tokens:
         key, sep, value = token.partition("=")
         if not sep or not key:
-            raise UsageError(f"--otopi-environment: {token!r} is not KEY=type:value")
+            raise UsageError(f"--otopi-environment: {shown(token, token)!r} is not KEY=type:value")
         pairs.append((key, parse_typed(key, value)))
     return pairs
 
@@ -122,8 +125,16 @@ class EnvKey:
         if self.validator is not None:
             problem = self.validator(value)
             if problem:
-                return f"{self.name}: {problem}"
+                return f"{self.name}: {self._hide(problem, value)}"
         return None
+
+    def _hide(self, problem: str, value: Any) -> str:
+        """A validator's message with the value cut (or filtered, for a secret), whatever the validator wrote."""
+        if not isinstance(value, str) or not value:
+            return problem
+        if self.secret or secret_name(self.name):
+            return problem.replace(repr(value), "'**FILTERED**'").replace(value, "**FILTERED**")
+        return problem.replace(repr(value), repr(cut(value))).replace(value, cut(value))
 
 
 class Environment(dict[str, Any]):

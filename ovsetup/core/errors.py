@@ -1,4 +1,5 @@
-"""The one exception tree. Each error carries a message a user can act on and an exit code."""
+"""Setup's branch of the one exception tree (rooted in `ovcommon.errors.Error`): each error carries a
+message a user can act on and an exit code."""
 from __future__ import annotations
 
 from ovcommon.errors import Error

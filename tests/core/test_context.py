@@ -81,6 +81,36 @@ def test_sigterm_between_events_goes_through_the_abort_path(root, monkeypatch, m
     assert files(root) == before
 
 
+def test_sigterm_in_the_run_loop_between_two_events(root, monkeypatch):
+    """The run's own loop, outside any event, reads the stage's info between two events."""
+    armed = []
+    real = Stage.info
+
+    def info(stage):
+        if armed:
+            armed.clear()
+            sigterm()
+        return real.fget(stage)
+
+    class Arm(Plugin):
+        @event(Stage.CLOSEUP, priority=Priority.FIRST)
+        def arm(self):
+            armed.append(True)
+
+        @event(Stage.CLOSEUP, priority=Priority.LAST)
+        def later(self):
+            raise AssertionError("not reached: the run was interrupted before")
+
+    monkeypatch.setattr(Stage, "info", property(info))
+    before = files(root)
+    ctx = Context(root=Root(root), action="test")
+    ctx.add_plugin(writer(root))
+    ctx.add_plugin(Arm)
+    assert ctx.run() == 1
+    assert "SIGTERM" in str(ctx.error) and ctx.restored
+    assert files(root) == before
+
+
 def test_signal_after_the_manifest_and_a_second_during_the_undo(root):
     """The real uninstall plugin writes its manifest at CLEANUP 9000; a SIGTERM after it, and another
     while undoing, leave no manifest and every file as it was."""

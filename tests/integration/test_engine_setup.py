@@ -180,12 +180,25 @@ def test_a_refused_secret_is_not_shown(tmp_path, engine_setup, value, message):
         assert message in result.stderr and "SECRET-x1" not in result.stderr + result.stdout, source
 
 
-def test_a_refused_long_value_is_not_echoed_whole(tmp_path, engine_setup):
-    result = engine_setup(tmp_path / "r", "--accept-defaults",
-                          "--otopi-environment=OVESETUP_CONFIG/websocketProxyPort=int:" + "9" * 5000)
+@pytest.mark.parametrize("given, message", [
+    ("OVESETUP_CONFIG/websocketProxyPort=int:" + "9" * 5000,
+     "websocketProxyPort: int:" + "9" * 40 + "... (5000 characters) is not an integer"),
+    ("A" * 5000, "--otopi-environment: '" + "A" * 40 + "... (5000 characters)' is not KEY=type:value"),
+    ("OVESETUP_X/" + "k" * 5000 + "=bool:x", "OVESETUP_X/" + "k" * 29 + "... (5011 characters): bool:x is not"),
+    ("OVESETUP_PKI/country=str:" + "x" * 5000,
+     "OVESETUP_PKI/country: '" + "x" * 40 + "... (5000 characters)' is not a two-letter country code"),
+    ("[environment:" + "x" * 5000 + "]", "unknown section [environment:" + "x" * 28 + "... (5012 characters)]"),
+])
+def test_a_refused_long_value_is_not_echoed_whole(tmp_path, engine_setup, given, message):
+    if given.startswith("["):
+        answers = tmp_path / "answers.conf"
+        answers.write_text(given + "\nOVESETUP_X/y=str:z\n")
+        result = engine_setup(tmp_path / "r", f"--config-append={answers}")
+    else:
+        result = engine_setup(tmp_path / "r", "--accept-defaults", f"--otopi-environment={given}")
     assert result.returncode == 2
-    assert "websocketProxyPort: int:" + "9" * 40 + "... (5000 characters) is not an integer" in result.stderr
-    assert len(result.stderr) < 200
+    assert message in result.stderr
+    assert len(result.stderr) < 300
 
 
 def test_broken_answer_file_fails_clearly(tmp_path, engine_setup):
@@ -272,6 +285,11 @@ def test_failure_after_the_manifest_takes_the_manifest_away(tmp_path, engine_set
     assert "completed successfully" not in result.stdout or stage == "STAGE_REBOOT"
     assert setup_files(tmp_path) == before
     assert option(tmp_path) == "WebSocketProxy: engine.example.test:6100 version: general\n"
+    cleanup = run("engine-cleanup", "--root", str(tmp_path), "--accept-defaults",
+                  "--otopi-environment=OVESETUP_REMOVE/removeWsp=bool:True")
+    assert cleanup.returncode == 0, cleanup.stdout
+    assert "changed since setup" not in cleanup.stdout
+    assert not (tmp_path / SETUP_CONF).exists()
 
 
 @pytest.mark.parametrize("variables, message", [
