@@ -56,3 +56,47 @@ def test_report_diffs_text_summarizes_the_rest_and_masks_secrets():
     assert "option WebSocketProxy: Off -> a:1 (SQLite x)\nwould restart the service s\n" in text
     masked = dryrun.scrub(text, lambda: ["hunter2"])
     assert "hunter2" not in masked and " PASSWORD=**FILTERED**" in masked
+
+
+def test_a_dry_run_lists_planned_events_and_runs_nothing_after_misc(tmp_path):
+    from ovcommon.paths import Root
+    from ovsetup.core.context import Context
+    from ovsetup.core.events import event
+    from ovsetup.core.plugin import Plugin
+    from ovsetup.core.stages import Stage
+
+    ran: list[str] = []
+
+    class Story(Plugin):
+        @event(Stage.EARLY_MISC, planned=lambda self: ["create a user"])
+        def user(self) -> None:
+            ran.append("useradd")
+
+        @event(Stage.MISC)
+        def write(self) -> None:
+            ran.append("misc")
+            self.transaction.append(FileWrite(tmp_path / "etc/x.conf", "x\n", target="/etc/x.conf"))
+
+        @event(Stage.CLOSEUP, planned=lambda self: ["restart a service"])
+        def restart(self) -> None:
+            ran.append("systemctl")
+
+        @event(Stage.CLOSEUP, condition=lambda self: False, planned=lambda self: ["never"])
+        def not_wanted(self) -> None:
+            ran.append("not wanted")
+
+        @event(Stage.CLEANUP)
+        def cleanup(self) -> None:
+            ran.append("cleanup")
+
+        @event(Stage.TERMINATE)
+        def last(self) -> None:
+            ran.append("terminate")
+
+    context = Context(root=Root(tmp_path), action="setup", dry_run=True)
+    context.add_plugin(Story)
+    assert context.run() == 0
+    assert ran == ["misc", "terminate"]
+    assert context.planned == ["create a user", "restart a service"]
+    assert [(c.target, c.action) for c in context.transaction.changes] == [("/etc/x.conf", "create")]
+    assert list(tmp_path.iterdir()) == []
