@@ -8,11 +8,15 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ENGINE_ENV
+from tests.conftest import ENGINE_ENV, command
+from tests.integration.proxy.conftest import free_port, stop, wait_port
 
 pytestmark = pytest.mark.integration
 FILE_LINE = re.compile(r"^(create|change|remove) ([0-7]{4}) (\S+?)(: .*)?$")
@@ -170,3 +174,26 @@ def test_deployment_lists_its_hosts_and_never_contacts_them(tmp_path, engine_set
     assert "+OVESETUP_CONFIG/websocketProxyDeploy=str:hosts\n" in report[
         "/etc/ovirt-engine-setup.conf.d/20-setup-websocket-proxy-deploy.conf"][2]
     assert "Deploying the WebSocket Proxy" not in dry.stdout
+
+
+def test_a_running_proxy_is_named_and_left_alone(tmp_path, engine_setup, install_on_free_port):
+    root = tmp_path / "root"
+    old, new = install_on_free_port(root), free_port()
+    pidfile = root / "run/ovirt-websocket-proxy.pid"
+    pidfile.parent.mkdir()
+    proc = subprocess.Popen([command("ovirt-websocket-proxy"), "--root", str(root), "--pidfile", str(pidfile)],
+                            stderr=(tmp_path / "proxy.log").open("wb"))
+    try:
+        wait_port(old, proc)
+        before = snapshot(root)
+        dry = engine_setup(root, "--dry-run", f"--otopi-environment=OVESETUP_CONFIG/websocketProxyPort=int:{new}")
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert f"would tell the running proxy (pid {proc.pid}) to reload its configuration (SIGHUP)" in dry.stdout
+        time.sleep(0.5)  # a reload would rebind within this
+        with socket.create_connection(("127.0.0.1", old), timeout=2):
+            pass  # still on the old port
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", new), timeout=1).close()
+        assert snapshot(root) == before
+    finally:
+        stop(proc)
