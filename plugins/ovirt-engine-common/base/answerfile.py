@@ -34,7 +34,7 @@ class AnswerFilePlugin(Plugin):
         }
 
     def planned(self) -> list[Change]:
-        pattern = str(paths.ANSWERS_DIR / f"*-{self.context.action}.conf")
+        pattern = str(paths.ANSWERS_DIR / f"*-{self.context.action}*.conf")  # <time>-setup[-n].conf
         targets = [Change(pattern, "create", 0o600, summary="this run's answer file")]
         if self.env.get(ANSWER_FILE_KEY):
             given = Path(self.env[ANSWER_FILE_KEY])
