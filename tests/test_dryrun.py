@@ -100,3 +100,28 @@ def test_a_dry_run_lists_planned_events_and_runs_nothing_after_misc(tmp_path):
     assert context.planned == ["create a user", "restart a service"]
     assert [(c.target, c.action) for c in context.transaction.changes] == [("/etc/x.conf", "create")]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dry_run_writes_no_file_anywhere_and_starts_no_process(tmp_path, monkeypatch, capsys):
+    """Every way to write a file or act on the system fails the test: a plugin that forgot `planned`
+    (or a write outside --root, such as --generate-answer's file) would be caught here."""
+    import os
+    import subprocess
+    import tempfile
+
+    from ovsetup import cli
+
+    def refused(*args, **kwargs):
+        raise AssertionError(f"a dry run acted: {args!r}")
+
+    for module, name in ((os, "replace"), (os, "rename"), (os, "mkdir"), (os, "unlink"), (os, "kill"),
+                         (tempfile, "mkstemp"), (subprocess, "Popen")):
+        monkeypatch.setattr(module, name, refused)
+    answers = tmp_path / "answers.conf"
+    argv = ["--root", str(tmp_path / "root"), "--dry-run", f"--generate-answer={answers}",
+            "--otopi-environment=OVESETUP_CONFIG/websocketProxyConfig=bool:True "
+            "OVESETUP_CONFIG/fqdn=str:engine.example.test"]
+    assert cli.run(argv, "setup", cli.SETUP_GROUPS, cli.parser("engine-setup")) == 0
+    out = capsys.readouterr().out
+    assert f"create 0600 {answers}\n" in out and "a dry run acted" not in out
+    assert list(tmp_path.iterdir()) == []
