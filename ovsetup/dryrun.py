@@ -89,6 +89,7 @@ def render(changes: Iterable[Change], actions: Iterable[str]) -> str:
     if not files:
         out.append("no file would change")
     out += [f"option {c.target}: {c.summary}" for c in changes if c.action == "option"]
+    out += [f"would apply {c.target}" for c in changes if c.action == "apply"]
     out += [f"would {action}" for action in actions]
     out.append(FOOTER)
     return "\n".join(line for line in out if line) + "\n"

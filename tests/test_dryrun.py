@@ -28,6 +28,17 @@ def test_record_only_transaction_reads_and_never_writes(tmp_path):
         ("/new/dir/file", "create", 0o640), ("/changed", "change", 0o644), ("/removed", "remove", 0o644),
         ("/db/options.sqlite", "create", 0o600), ("WebSocketProxy", "option", None)]
     assert transaction.changes[1].old == b"old\n" and transaction.changes[1].new == b"new\n"
+
+    class Opaque:  # an element that cannot describe itself is still named, and never prepared
+        def __str__(self) -> str:
+            return "user proxy"
+
+        def prepare(self) -> None:
+            raise AssertionError("prepared")
+
+    transaction.append(Opaque())
+    assert transaction.changes.pop() == Change("user proxy", "apply")
+    assert "would apply user proxy\n" in dryrun.render([Change("user proxy", "apply")], [])
     assert transaction.changes[-1].summary.startswith("Off -> a.example:6100 (SQLite ")
     with pytest.raises(RuntimeError):
         transaction.commit()

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Change:
     """What one element would change, for a dry run: a file (`create`, `change`, `remove`, with its mode
-    afterwards and its bytes before and after when known) or an engine option (`option`, in `summary`)."""
+    afterwards and its bytes before and after when known), an engine option (`option`, in `summary`), or
+    another element (`apply`, named by `target`)."""
 
     target: str
     action: str
@@ -67,7 +68,8 @@ class Transaction:
 
     def _prepare(self, element: Element) -> None:
         if self.record_only:
-            self.changes.extend(element.plan())
+            plan = getattr(element, "plan", None)  # an element that cannot describe itself is named
+            self.changes.extend(plan() if plan else [Change(str(element), "apply")])
         else:
             element.prepare()
 
