@@ -66,6 +66,7 @@ setup(
             "engine-config=ovsetup.engine_config:main",
             "ovirt-websocket-proxy=wsproxy.daemon:main",
             "engine-console-ticket=ovsetup.console_ticket:main",
+            "engine-console-launcher=ovsetup.console_launcher:main",
             "ovirt-websocket-proxy-host=ovsetup.hosttool:main",
         ],
     },

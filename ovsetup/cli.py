@@ -17,6 +17,7 @@ from .core.context import Context
 from .core.environment import parse_statements
 from .core.errors import UsageError
 from .core.log import close_handlers, setup_console
+from .helptext import TeachingParser
 from .resources import resource_dir
 
 SETUP_GROUPS = ["ovirt-engine-common", "ovirt-engine-setup"]
@@ -54,9 +55,10 @@ example:
 """
 
 
-def parser(prog: str, description: str = DESCRIPTION, epilog: str = EPILOG) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser(prog: str, description: str = DESCRIPTION, epilog: str = EPILOG, action: str = "setup",
+           groups: list[str] = SETUP_GROUPS, dry_run: bool = True) -> argparse.ArgumentParser:
+    p = TeachingParser(prog=prog, description=description, epilog=epilog, action=action, groups=groups,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
                    help="read and write every file below DIR instead of / (default /)")
     p.add_argument("--accept-defaults", action="store_true",
@@ -68,6 +70,10 @@ def parser(prog: str, description: str = DESCRIPTION, epilog: str = EPILOG) -> a
     p.add_argument("--generate-answer", type=Path, metavar="FILE",
                    help="also write this run's answers to FILE (mode 0600)")
     p.add_argument("--log", type=Path, metavar="FILE", help="write the debug log to FILE")
+    if dry_run:
+        p.add_argument("--dry-run", action="store_true",
+                       help="print what this run would change (files with their modes and diffs, the option, "
+                            "services, hosts) and change nothing: no confirmation, no log unless --log")
     return p
 
 
@@ -86,7 +92,9 @@ def prepare(args: argparse.Namespace, action: str, groups: list[str]) -> Context
             raise UsageError(f"--config-append: {path} does not exist")
     config_files = expand(root.path(paths.SETUP_CONFIG)) + [p for a in args.config_append for p in expand(a)]
     config: ConfigValues = read_config_files(config_files)
-    context = Context(root=root, action=action, config=config, accept_defaults=args.accept_defaults)
+    dry_run = getattr(args, "dry_run", False)
+    context = Context(root=root, action=action, config=config, accept_defaults=args.accept_defaults,
+                      dry_run=dry_run)
     context.load_plugins(resource_dir("plugins"), groups)
     given = dict(statements)
     for section in config.sections.values():
@@ -99,7 +107,7 @@ def prepare(args: argparse.Namespace, action: str, groups: list[str]) -> Context
         context.env.supply(key, value)
     if args.generate_answer:
         context.env.supply(ANSWER_FILE_KEY, str(args.generate_answer))
-    context.log_file = args.log or _log_file(root, action)
+    context.log_file = args.log or (None if dry_run else _log_file(root, action))
     return context
 
 
@@ -120,4 +128,5 @@ def setup_main(argv: list[str] | None = None) -> int:
 
 @entry("engine-cleanup")
 def cleanup_main(argv: list[str] | None = None) -> int:
-    return run(argv, "cleanup", CLEANUP_GROUPS, parser("engine-cleanup", CLEANUP_DESCRIPTION, CLEANUP_EPILOG))
+    p = parser("engine-cleanup", CLEANUP_DESCRIPTION, CLEANUP_EPILOG, "cleanup", CLEANUP_GROUPS, dry_run=False)
+    return run(argv, "cleanup", CLEANUP_GROUPS, p)

@@ -15,7 +15,7 @@ from ovcommon import paths
 from ovcommon.errors import Error
 from ovcommon.paths import Root
 
-from .core.transaction import Original, atomic_write, make_parents, remove_dirs
+from .core.transaction import Change, Original, atomic_write, make_parents, remove_dirs
 
 if TYPE_CHECKING:
     from .pgstore import Database
@@ -113,6 +113,13 @@ class OptionWrite:
     def __str__(self) -> str:
         return f"option {self.name} in {self.store.describe()}"
 
+    def plan(self) -> list[Change]:
+        """The option's old and new value (read, never written); nothing when it keeps its value."""
+        self.old = self.store.get(self.name)
+        if self.old == self.value:
+            return []
+        return [Change(self.name, "option", summary=f"{self.old} -> {self.value} ({self.store.describe()})")]
+
     def commit(self) -> None:
         if self.conn is not None:
             self.conn.commit()
@@ -148,6 +155,15 @@ class SQLiteOptionWrite(OptionWrite):
     @property
     def changed(self) -> bool:
         return self.committed
+
+    def plan(self) -> list[Change]:
+        path = self.store.path
+        option = super().plan()
+        if path.exists() and not option:
+            return []
+        if path.exists():
+            return [Change(self.target, "change", path.stat().st_mode & 0o7777, summary="SQLite option store"), *option]
+        return [Change(self.target, "create", 0o600, summary="SQLite option store"), *option]
 
     def prepare(self) -> None:
         self.old = self.store.get(self.name)

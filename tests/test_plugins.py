@@ -33,6 +33,14 @@ def test_every_plugin_has_a_docstring_and_declares_its_keys_once(context):
     assert len(names) == len(set(names))
 
 
+def test_every_key_explains_itself_in_a_sentence(context):
+    """`--help` prints these texts (tests/test_help.py): each is a sentence, not a placeholder."""
+    for plugin in context.plugins:
+        for key in type(plugin).KEYS:
+            text = key.help.strip()
+            assert len(text) > 20 and text[0].isupper() and text.endswith("."), f"{key.name}: help {text!r}"
+
+
 def test_sequence_builds_and_every_before_after_target_exists(context):
     events = [ev for evs in context.sequence().values() for ev in evs]
     defined = {ev.spec.name for ev in events if ev.spec.name}

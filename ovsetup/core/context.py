@@ -31,16 +31,18 @@ HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 class Context:
     def __init__(self, *, root: Root, action: str, config: ConfigValues | None = None,
                  stdin: TextIO | None = None, stdout: TextIO | None = None,
-                 accept_defaults: bool = False) -> None:
+                 accept_defaults: bool = False, dry_run: bool = False) -> None:
         self.root = root
         self.action = action
+        self.dry_run = dry_run  # run through MISC recording changes; list what later events would do
+        self.planned: list[Any] = []  # a dry run's lines and Changes from events' `planned`
         self.config = config or ConfigValues()
         self.stdout = stdout or sys.stdout
         self.env = Environment()
         self.keys: dict[str, EnvKey] = {}
         self.plugins: list[Plugin] = []
         self.dialog = Dialog(self.env, stdin=stdin, stdout=self.stdout, accept_defaults=accept_defaults)
-        self.transaction = Transaction()
+        self.transaction = Transaction(record_only=dry_run)
         self.error: SetupError | None = None
         self.restored = True  # False when undoing a failed run left something behind
         self.kept = False  # True when a failed run kept its changes (IncompleteError)
@@ -119,8 +121,13 @@ class Context:
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> int:
         """Run every stage. From the first line to the last, a failure or a signal (SIGTERM, SIGHUP,
-        SIGINT) goes through `_fail`: the first undoes the transaction, later signals are ignored."""
-        steps = [(stage, ev) for stage, events in self.sequence().items() for ev in (None, *events)]
+        SIGINT) goes through `_fail`: the first undoes the transaction, later signals are ignored.
+
+        A dry run runs the stages through MISC and TERMINATE (which only reports and closes the log); of
+        the stages between, and of every event that acts outside the transaction, it lists what they would
+        do (`planned`)."""
+        steps = [(stage, ev) for stage, events in self.sequence().items() for ev in (None, *events)
+                 if not self._skipped_by_dry_run(stage, ev)]
         done = 0
         previous = {sig: signal.signal(sig, self._on_signal) for sig in HANDLED_SIGNALS}
         try:
@@ -140,6 +147,11 @@ class Context:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.error.exit_code if self.error else 0
+
+    def _skipped_by_dry_run(self, stage: Stage, ev: Event | None) -> bool:
+        """In a dry run, the stages after MISC (before TERMINATE) show no header and run only the events
+        that say what they would do."""
+        return self.dry_run and Stage.MISC < stage < Stage.TERMINATE and (ev is None or ev.spec.planned is None)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -166,6 +178,10 @@ class Context:
     def _run_event(self, stage: Stage, ev: Event) -> None:
         if ev.spec.condition is not None and not ev.spec.condition(ev.owner):
             log.debug("%s condition False", ev.qualname)
+            return
+        if self.dry_run and ev.spec.planned is not None:
+            log.debug("Stage %s PLANNED %s", stage.info.id, ev.label)
+            self.planned.extend(ev.spec.planned(ev.owner))
             return
         log.debug("Stage %s METHOD %s", stage.info.id, ev.label)
         before = self.env.snapshot()

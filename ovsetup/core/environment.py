@@ -5,7 +5,7 @@ import contextlib
 import re
 import shlex
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError
@@ -109,6 +109,7 @@ class EnvKey:
     postinstall: bool = False  # recorded for re-runs
     summary: str | None = None  # label in the configuration preview
     validator: Validator | None = None  # returns an error message, or None when the value is fine
+    help: str = field(kw_only=True)  # what the key means, for --help: required, so no key goes unexplained
 
     def check(self, value: Any) -> str | None:
         """Problem with `value` for this key, or None. `None` always passes (it means: ask)."""

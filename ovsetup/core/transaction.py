@@ -17,7 +17,22 @@ from ovcommon.files import atomic_write, make_parents, sha256_file  # noqa: F401
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Change:
+    """What one element would change, for a dry run: a file (`create`, `change`, `remove`, with its mode
+    afterwards and its bytes before and after when known), an engine option (`option`, in `summary`), or
+    another element (`apply`, named by `target`)."""
+
+    target: str
+    action: str
+    mode: int | None = None
+    old: bytes | None = None
+    new: bytes | None = None
+    summary: str | None = None  # said instead of the content (an option's old and new value)
+
+
 class Element(Protocol):
+    def plan(self) -> list[Change]: ...  # reads only: what prepare and commit would change
     def prepare(self) -> None: ...
     def commit(self) -> None: ...
     def abort(self) -> None: ...
@@ -26,26 +41,40 @@ class Element(Protocol):
 class Transaction:
     """Elements appended after `prepare()` are prepared at once (plugins append in MISC); those appended
     after `commit()` (the uninstall manifest, in CLEANUP) are committed at once, and undone like the others
-    if the run fails later."""
+    if the run fails later.
 
-    def __init__(self) -> None:
+    A `record_only` transaction (a dry run) never prepares or commits: it asks each element what it would
+    change and keeps the answers in `changes`."""
+
+    def __init__(self, record_only: bool = False) -> None:
         self.elements: list[Element] = []
+        self.record_only = record_only
+        self.changes: list[Change] = []
         self.prepared = False
         self.committed = False
 
     def append(self, element: Element) -> None:
         self.elements.append(element)
         if self.prepared:
-            element.prepare()
+            self._prepare(element)
         if self.committed:
             element.commit()
 
     def prepare(self) -> None:
         self.prepared = True
         for element in list(self.elements):
+            self._prepare(element)
+
+    def _prepare(self, element: Element) -> None:
+        if self.record_only:
+            plan = getattr(element, "plan", None)  # an element that cannot describe itself is named
+            self.changes.extend(plan() if plan else [Change(str(element), "apply")])
+        else:
             element.prepare()
 
     def commit(self) -> None:
+        if self.record_only:
+            raise RuntimeError("a record-only transaction cannot commit")
         for element in self.elements:
             element.commit()
         self.committed = True
@@ -55,7 +84,7 @@ class Transaction:
 
         Returns whether everything was undone."""
         restored = True
-        for element in reversed(self.elements):
+        for element in reversed(self.elements if not self.record_only else []):
             try:
                 element.abort()
             except Exception:  # keep undoing the others; the log says what stayed behind
@@ -100,7 +129,8 @@ class FileWrite:
     def __str__(self) -> str:
         return f"file {self.target}"
 
-    def prepare(self) -> None:
+    def _inspect(self) -> Original:
+        """What is there now, and whether this write changes it; reads only."""
         if self.path.is_file():
             current = self.path.read_bytes()
             mode = self.path.stat().st_mode & 0o7777
@@ -109,6 +139,17 @@ class FileWrite:
         else:
             self.original = Original(None)
             self.changed = True
+        return self.original
+
+    def plan(self) -> list[Change]:
+        original = self._inspect()
+        if not self.changed:
+            return []
+        return [Change(self.target, "create" if original.content is None else "change", self.mode,
+                       original.content, self.content)]
+
+    def prepare(self) -> None:
+        if self._inspect().content is None:
             self.created_dirs = make_parents(self.path, self.dir_mode)
         if self.changed and not os.access(self.path.parent, os.W_OK):
             raise PermissionError(f"cannot write {self.path.parent}")
@@ -142,6 +183,11 @@ class FileRemove:
 
     def __str__(self) -> str:
         return f"removal of {self.target}"
+
+    def plan(self) -> list[Change]:
+        if not self.path.is_file():
+            return []
+        return [Change(self.target, "remove", self.path.stat().st_mode & 0o7777, self.path.read_bytes(), None)]
 
     def prepare(self) -> None:
         if self.path.is_file():

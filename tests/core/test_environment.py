@@ -41,7 +41,7 @@ def test_format_round_trips():
 
 
 def test_key_check_type_and_validator():
-    key = EnvKey("A/port", "int", validator=lambda v: None if v < 10 else "too big")
+    key = EnvKey("A/port", "int", validator=lambda v: None if v < 10 else "too big", help="A port.")
     assert key.check(None) is None
     assert key.check(3) is None
     assert key.check("3") == "A/port: expected int, got 'str:3'"

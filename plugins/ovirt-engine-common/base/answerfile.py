@@ -15,14 +15,15 @@ from ovsetup.core.environment import EnvKey
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Priority, Stage
-from ovsetup.core.transaction import atomic_write, make_parents
+from ovsetup.core.transaction import Change, atomic_write, make_parents
 from ovsetup.names import ANSWER_FILE
 
 ANSWER_FILE_KEY = "OVESETUP_CORE/answerFile"
 
 
 class AnswerFilePlugin(Plugin):
-    KEYS = (EnvKey(ANSWER_FILE_KEY, "str"),)
+    KEYS = (EnvKey(ANSWER_FILE_KEY, "str", help="Also write this run's answers to this file (0600); set by "
+                   "--generate-answer. Every run writes them to /var/lib/ovirt-engine/setup/answers/ too."),)
 
     def answers(self) -> dict[str, object]:
         keys = self.context.keys
@@ -32,7 +33,18 @@ class AnswerFilePlugin(Plugin):
             or (name in self.env.user_keys and name in keys and keys[name].answerfile and value is not None)
         }
 
-    @event(Stage.CLEANUP, name=ANSWER_FILE, priority=Priority.LAST)
+    def planned(self) -> list[Change]:
+        pattern = str(paths.ANSWERS_DIR / f"*-{self.context.action}*.conf")  # <time>-setup[-n].conf
+        targets = [Change(pattern, "create", 0o600, summary="this run's answer file")]
+        if self.env.get(ANSWER_FILE_KEY):
+            given = Path(self.env[ANSWER_FILE_KEY])
+            old = given.read_bytes() if given.is_file() else None
+            new = render_answer_file(self.answers()).encode()
+            if old != new:
+                targets.append(Change(str(given), "create" if old is None else "change", 0o600, old, new))
+        return targets
+
+    @event(Stage.CLEANUP, name=ANSWER_FILE, priority=Priority.LAST, planned=planned)
     def write(self) -> None:
         content = render_answer_file(self.answers()).encode()
         stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")

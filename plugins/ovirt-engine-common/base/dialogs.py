@@ -16,7 +16,9 @@ CONFIRM_PROMPTS = {"setup": "Please confirm installation settings (@VALUES@) [@D
 
 
 class DialogsPlugin(Plugin):
-    KEYS = (EnvKey(CONFIRM, "bool", answerfile=True),)
+    KEYS = (EnvKey(CONFIRM, "bool", answerfile=True,
+                   help="Go on after the configuration preview (True: OK, False: Cancel, nothing changes). Asked, "
+                        "default OK; not asked by a re-run that changes nothing."),)
 
     @event(Stage.VALIDATION, name=PREVIEW, priority=Priority.LOW)
     def preview(self) -> None:
@@ -29,6 +31,8 @@ class DialogsPlugin(Plugin):
             self.dialog.note("The settings are those the last run recorded: nothing to confirm")
             self.env.supply(CONFIRM, True)  # recorded, as oVirt always does, so this run's answers replay
             return
+        if self.context.dry_run:
+            return  # nothing to confirm: a dry run changes nothing
         if self.env[CONFIRM] is None:
             confirmed = self.dialog.query_boolean(
                 "OVESETUP_DIALOG_CONFIRM_SETTINGS",
@@ -65,7 +69,9 @@ class DialogsPlugin(Plugin):
 
     @event(Stage.TERMINATE, priority=Priority.LAST + 500)  # after every other event, before the log closes
     def last_line(self) -> None:
-        if self.context.error is None:
+        if self.context.error is None and self.context.dry_run:
+            self.log.info("Dry run of %s completed: nothing was changed", self.context.action)
+        elif self.context.error is None:
             self.log.info("Execution of %s completed successfully", self.context.action)
         else:
             self.log.error("Execution of %s failed", self.context.action)

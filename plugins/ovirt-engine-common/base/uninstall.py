@@ -11,12 +11,20 @@ from ovsetup import manifest
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Priority, Stage
-from ovsetup.core.transaction import FileWrite, sha256_file
+from ovsetup.core.transaction import Change, FileWrite, sha256_file
 from ovsetup.options import SQLiteOptionWrite
 
 
+def _planned(plugin: Plugin) -> list[Change]:
+    if not any(c.action in ("create", "change") for c in plugin.transaction.changes):
+        return []
+    return [Change(str(paths.UNINSTALL_DIR / "*-uninstall.conf"), "create", 0o600,
+                   summary="uninstall manifest of this run's files")]
+
+
 class UninstallPlugin(Plugin):
-    @event(Stage.CLEANUP, priority=Priority.LOW, condition=lambda self: self.context.action == "setup")
+    @event(Stage.CLEANUP, priority=Priority.LOW, condition=lambda self: self.context.action == "setup",
+           planned=_planned)
     def write_manifest(self) -> None:
         writes = [el for el in self.transaction.elements
                   if isinstance(el, FileWrite | SQLiteOptionWrite) and el.committed and el.changed]

@@ -19,12 +19,17 @@ def _configured(plugin: Plugin) -> bool:
 
 class DatabasePlugin(Plugin):
     KEYS = (
-        EnvKey(names.DB_HOST, "str", answerfile=True, summary="Engine database host"),
-        EnvKey(names.DB_PORT, "port", answerfile=True, summary="Engine database port"),
-        EnvKey(names.DB_USER, "str", answerfile=True),
-        EnvKey(names.DB_PASSWORD, "str", secret=True, answerfile=True),
-        EnvKey(names.DB_DATABASE, "str", answerfile=True, summary="Engine database name"),
-        EnvKey(names.DB_SECURED, "bool", answerfile=True),
+        EnvKey(names.DB_HOST, "str", answerfile=True, summary="Engine database host",
+               help="The engine's PostgreSQL host, whose vdc_options holds WebSocketProxy. Unset: the one "
+                    "10-setup-database.conf names, else the embedded SQLite option store."),
+        EnvKey(names.DB_PORT, "port", answerfile=True, summary="Engine database port",
+               help="The engine database's port (5432 when a host is given)."),
+        EnvKey(names.DB_USER, "str", answerfile=True, help="The engine database's user (engine)."),
+        EnvKey(names.DB_PASSWORD, "str", secret=True, answerfile=True,
+               help="The engine database user's password; passed to libpq as a parameter, never logged."),
+        EnvKey(names.DB_DATABASE, "str", answerfile=True, summary="Engine database name",
+               help="The engine database's name (engine)."),
+        EnvKey(names.DB_SECURED, "bool", answerfile=True, help="Connect to the engine database with TLS (False)."),
     )
 
     @event(Stage.SETUP)

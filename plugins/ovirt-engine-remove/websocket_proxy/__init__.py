@@ -25,8 +25,12 @@ def _removing(plugin: Plugin) -> bool:
 
 class RemovePlugin(Plugin):
     KEYS = (
-        EnvKey(REMOVE_WSP, "bool", answerfile=True, summary="Remove the WebSocket proxy"),
-        EnvKey(REMOVE_CHANGED, "bool", answerfile=True),
+        EnvKey(REMOVE_WSP, "bool", answerfile=True, summary="Remove the WebSocket proxy",
+               help="Remove the WebSocket proxy: its service, the files setup recorded, the proxies it deployed, "
+                    "and WebSocketProxy back to Off. Asked, default No."),
+        EnvKey(REMOVE_CHANGED, "bool", answerfile=True,
+               help="Also remove recorded files that changed since setup wrote them. Asked when there are such "
+                    "files, default No (they are kept)."),
     )
     recorded: manifest.Manifests
     changed: list[str]

@@ -11,9 +11,14 @@ from ovsetup.core.stages import Stage
 class HostnamePlugin(Plugin):
     KEYS = (
         EnvKey(names.FQDN, "str", answerfile=True, postinstall=True, summary="Host FQDN",
-               validator=fqdn.syntax_problem),
-        EnvKey(names.ENGINE_FQDN, "str", answerfile=True, postinstall=True, validator=fqdn.syntax_problem),
-        EnvKey(names.PKI_REQUIRED, "bool", default=False),
+               validator=fqdn.syntax_problem,
+               help="This host's fully qualified name: the proxy's certificate names it and browsers connect "
+                    "to it. Asked when a certificate is issued, default this host's name."),
+        EnvKey(names.ENGINE_FQDN, "str", answerfile=True, postinstall=True, validator=fqdn.syntax_problem,
+               help="The engine's fully qualified name, for the engine certificate and ENGINE_FQDN; unset: "
+                    "OVESETUP_CONFIG/fqdn (the engine runs on this machine)."),
+        EnvKey(names.PKI_REQUIRED, "bool", default=False,
+               help="Set by the run itself when a certificate will be issued (not an answer)."),
     )
 
     @event(Stage.CUSTOMIZATION, name=names.FQDN_CUSTOMIZATION,

@@ -32,9 +32,13 @@ def _country_problem(value: str) -> str | None:
 
 class PKIPlugin(Plugin):
     KEYS = (
-        EnvKey(ORGANIZATION, "str", answerfile=True, postinstall=True),
-        EnvKey(COUNTRY, "str", default="US", answerfile=True, postinstall=True, validator=_country_problem),
-        EnvKey(STORE_PASSWORD, "str", default="mypass", secret=True, answerfile=True),
+        EnvKey(ORGANIZATION, "str", answerfile=True, postinstall=True,
+               help="The organization in a new CA's and certificates' names; unset: the engine FQDN's domain "
+                    "(or Test)."),
+        EnvKey(COUNTRY, "str", default="US", answerfile=True, postinstall=True, validator=_country_problem,
+               help="The two-letter country in a new CA's and certificates' names."),
+        EnvKey(STORE_PASSWORD, "str", default="mypass", secret=True, answerfile=True,
+               help="The password of a new engine key store keys/engine.p12 (oVirt's default mypass)."),
     )
 
     authority: pki.Authority

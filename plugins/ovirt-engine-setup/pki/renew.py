@@ -26,7 +26,9 @@ def _renewing(plugin: RenewPlugin) -> bool:
 
 
 class RenewPlugin(Plugin):
-    KEYS = (EnvKey(names.PKI_RENEW, "bool", answerfile=True),)
+    KEYS = (EnvKey(names.PKI_RENEW, "bool", answerfile=True,
+                   help="Renew the certificates that expire within 60 days (or lack a subjectAltName). Asked "
+                        "only then, default Yes; not kept for re-runs."),)
     due: dict[PurePosixPath, str] = {}  # target -> why it needs renewal
 
     @event(Stage.CUSTOMIZATION, after=(names.FQDN_CUSTOMIZATION,),

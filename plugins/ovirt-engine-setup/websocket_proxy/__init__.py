@@ -38,9 +38,12 @@ class WebSocketProxyPlugin(Plugin):
     firewall = ""  # "running" or "not running" once setup started the service
     opened: list[str] = []  # the zones this run opened the port in
     KEYS = (
-        EnvKey(names.WSP_CONFIG, "bool", answerfile=True, postinstall=True, summary="Configure WebSocket Proxy"),
+        EnvKey(names.WSP_CONFIG, "bool", answerfile=True, postinstall=True, summary="Configure WebSocket Proxy",
+               help="Configure the WebSocket proxy on this host. Asked, default Yes; No asks "
+                    "OVESETUP_CONFIG/websocketProxyDeploy."),
         EnvKey(names.WSP_PORT, "int", default=paths.DEFAULT_PROXY_PORT, answerfile=True, postinstall=True,
-               summary="WebSocket Proxy port", validator=fqdn.port_problem),
+               summary="WebSocket Proxy port", validator=fqdn.port_problem,
+               help="The port the proxy listens on (TLS), here or on the machines it is deployed to."),
     )
 
     @event(Stage.SETUP)
@@ -74,7 +77,9 @@ class WebSocketProxyPlugin(Plugin):
         if problem:
             raise SetupError(f"the proxy cannot run as a service: {problem}")
 
-    @event(Stage.EARLY_MISC, condition=lambda self: _enabled(self) and self.context.owns_system)
+    @event(Stage.EARLY_MISC, condition=lambda self: _enabled(self) and self.context.owns_system,
+           planned=lambda self: [] if service.user_exists(paths.SERVICE_USER)
+           else [f"create the system user {paths.SERVICE_USER}"])
     def service_user(self) -> None:
         """Made in the transaction (a failed run removes it) and recorded, so that cleanup removes it."""
         if service.user_exists(paths.SERVICE_USER):
@@ -105,7 +110,23 @@ class WebSocketProxyPlugin(Plugin):
         wanted = {str(t) for t in targets}
         return any(isinstance(el, FileWrite) and el.changed and el.target in wanted for el in self.transaction.elements)
 
-    @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _enabled(self) and _systemd(self))
+    def _service_plan(self) -> list[str]:
+        """What `start` would run, for a dry run."""
+        running = subprocess.run(["systemctl", "is-active", "--quiet", paths.SERVICE_NAME]).returncode == 0
+        lines = ["run systemctl daemon-reload"] if self._changed(paths.SYSTEMD_UNIT) else []
+        lines.append(f"enable the service {paths.SERVICE_NAME}")
+        if not running or self._changed(*PROXY_FILES):
+            lines.append(f"restart the service {paths.SERVICE_NAME}")
+        if service.firewalld_running():
+            lines.append(f"add the firewalld service {paths.SERVICE_NAME} to every active zone where it is missing")
+        return lines
+
+    def _reload_plan(self) -> list[str]:
+        pid = service.running_proxy(self.context.root.path(paths.PIDFILE)) if self._changed(*PROXY_FILES) else None
+        return [] if pid is None else [f"tell the running proxy (pid {pid}) to reload its configuration (SIGHUP)"]
+
+    @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _enabled(self) and _systemd(self),
+           planned=_service_plan)
     def start(self) -> None:
         if self._changed(paths.SYSTEMD_UNIT):
             service.run(["systemctl", "daemon-reload"])
@@ -121,7 +142,7 @@ class WebSocketProxyPlugin(Plugin):
             self.firewall = "not running"
 
     @event(Stage.CLOSEUP, before=(names.SUMMARY_START,),
-           condition=lambda self: _enabled(self) and not _systemd(self))
+           condition=lambda self: _enabled(self) and not _systemd(self), planned=_reload_plan)
     def reload_running(self) -> None:
         """A proxy started by hand with `--pidfile <root>/run/ovirt-websocket-proxy.pid` rereads its files."""
         if not self._changed(*PROXY_FILES):

@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 
 from ovcommon import paths
-from ovsetup import deploy, fqdn, names, options, pgstore
+from ovsetup import deploy, fqdn, hosttool, names, options, pgstore, pki
 from ovsetup.core.config import render_answer_file
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.errors import IncompleteError, SetupError
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Stage
-from ovsetup.core.transaction import atomic_write, make_parents
+from ovsetup.core.transaction import Change, atomic_write, make_parents
 
 MODE = "OVESETUP_CONFIG/websocketProxyDeploy"
 REMOTE_HOST = "OVESETUP_CONFIG/websocketProxyRemoteHost"
@@ -50,18 +50,33 @@ def _mode(plugin: Plugin) -> str:
 class DeployPlugin(Plugin):
     KEYS = (
         EnvKey(MODE, "str", answerfile=True, postinstall=True, summary="Deploy WebSocket Proxy to",
-               validator=_mode_problem),
-        EnvKey(REMOTE_HOST, "str", answerfile=True, postinstall=True, summary="WebSocket Proxy machine"),
-        EnvKey(HOSTS, "multi-str", answerfile=True, postinstall=True, summary="WebSocket Proxy hosts"),
-        EnvKey(INVENTORY, "str", answerfile=True, postinstall=True, summary="WebSocket Proxy inventory"),
-        EnvKey(SSH_USER, "str", default="root", answerfile=True, postinstall=True),
-        EnvKey(SSH_PORT, "port", default=22, answerfile=True, postinstall=True, validator=_positive),
-        EnvKey(SSH_KEY, "str", answerfile=True, postinstall=True),
-        EnvKey(SSH_KNOWN_HOSTS, "str", answerfile=True, postinstall=True),
-        EnvKey(SSH_ACCEPT_NEW, "bool", default=False, answerfile=True, postinstall=True),
-        EnvKey(FORKS, "int", default=10, answerfile=True, postinstall=True, validator=_positive),
-        EnvKey(PREFIX, "str", default=deploy.DEFAULT_PREFIX, answerfile=True, postinstall=True),
-        EnvKey(WHEELHOUSE, "str", answerfile=True, postinstall=True, summary="WebSocket Proxy wheel directory"),
+               validator=_mode_problem,
+               help="Where to deploy the proxy with Ansible when not on this host: None, Remote (one separate "
+                    "machine) or Hosts (every hypervisor host); read case-insensitively. Asked, default None."),
+        EnvKey(REMOTE_HOST, "str", answerfile=True, postinstall=True, summary="WebSocket Proxy machine",
+               help="Remote mode: the machine's FQDN, optionally followed by its address. Asked."),
+        EnvKey(HOSTS, "multi-str", answerfile=True, postinstall=True, summary="WebSocket Proxy hosts",
+               help="Hosts mode: one host a line, `fqdn` or `fqdn address`. Asked unless an inventory is given."),
+        EnvKey(INVENTORY, "str", answerfile=True, postinstall=True, summary="WebSocket Proxy inventory",
+               help="An Ansible inventory file instead of the host list (Hosts mode: each host needs "
+                    "ansible_host)."),
+        EnvKey(SSH_USER, "str", default="root", answerfile=True, postinstall=True,
+               help="The SSH login on the machines deployed to."),
+        EnvKey(SSH_PORT, "port", default=22, answerfile=True, postinstall=True, validator=_positive,
+               help="The SSH port of the machines deployed to."),
+        EnvKey(SSH_KEY, "str", answerfile=True, postinstall=True,
+               help="The SSH private key file; unset: SSH's own defaults."),
+        EnvKey(SSH_KNOWN_HOSTS, "str", answerfile=True, postinstall=True,
+               help="The known_hosts file the machines' host keys are checked against; unset: ~/.ssh/known_hosts."),
+        EnvKey(SSH_ACCEPT_NEW, "bool", default=False, answerfile=True, postinstall=True,
+               help="Accept (and record) unknown host keys; a changed host key is always refused."),
+        EnvKey(FORKS, "int", default=10, answerfile=True, postinstall=True, validator=_positive,
+               help="How many machines Ansible works on in parallel."),
+        EnvKey(PREFIX, "str", default=deploy.DEFAULT_PREFIX, answerfile=True, postinstall=True,
+               help="Where the proxy's virtualenv goes on the machines deployed to."),
+        EnvKey(WHEELHOUSE, "str", answerfile=True, postinstall=True, summary="WebSocket Proxy wheel directory",
+               help="A directory of wheels (e.g. made with pip download) the machines' virtualenv is built from, "
+                    "with --no-index: nothing is fetched. Unset: the package index pip is configured with."),
     )
 
     @event(Stage.CUSTOMIZATION, name=names.WSP_DEPLOY_CUSTOMIZATION, after=(names.WSP_CUSTOMIZATION,),
@@ -112,6 +127,8 @@ class DeployPlugin(Plugin):
         problems += _missing_tools()
         if problems:
             raise SetupError("; ".join(problems))
+        if self.context.dry_run:
+            return  # probing the targets writes the wheelhouse cache and Ansible's artifacts below the root
         try:  # probes each target's python3 and prepares (or finds cached) the wheels for each Python found
             deploy.prepare(self._deployment(), root=self.context.root, progress=self.log.info,
                            artifacts=deploy.artifacts_dir(self.context.root, self.context.log_file, "check"))
@@ -126,16 +143,61 @@ class DeployPlugin(Plugin):
         return deploy.Deployment(_mode(self), self._targets(), self.env[INVENTORY], self._ssh(), self.env[PREFIX],
                                  self.env[names.WSP_PORT], self.env[FORKS], self.env[WHEELHOUSE])
 
+    def _recorded_answers(self) -> bytes:
+        return render_answer_file({k: self.env[k] for k in RECORDED if self.env[k] is not None}).encode()
+
     def _record_answers(self) -> None:
         """Kept even if the deployment fails: the next run reads them and finishes the job. Unchanged: not written."""
         target = self.context.root.path(paths.DEPLOY_CONFIG)
-        data = render_answer_file({k: self.env[k] for k in RECORDED if self.env[k] is not None}).encode()
+        data = self._recorded_answers()
         if target.is_file() and target.read_bytes() == data and target.stat().st_mode & 0o777 == 0o600:
             return
         make_parents(target)
         atomic_write(target, data, 0o600)
 
-    @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _mode(self) != "none")
+    def _planned(self) -> list[Change | str]:
+        """For a dry run: the hosts, the files `deploy` writes itself, and the option it sets."""
+        targets = ", ".join(t.fqdn for t in self._targets()) or f"the hosts of {self.env[INVENTORY]}"
+        root = self.context.root
+        config, record = root.path(paths.DEPLOY_CONFIG), root.path(paths.DEPLOY_RECORD)
+        old = config.read_bytes() if config.is_file() else None
+        planned: list[Change | str] = [f"deploy the WebSocket Proxy with Ansible ({_mode(self)}) to {targets}, "
+                                       "then set WebSocketProxy if every host passed"]
+        if old != self._recorded_answers():
+            planned.append(Change(str(paths.DEPLOY_CONFIG), "create" if old is None else "change", 0o600, old,
+                                  self._recorded_answers()))
+        planned.append(Change(str(paths.DEPLOY_RECORD), "change" if record.is_file() else "create", 0o600,
+                              summary="the deployment's record (each host's result)"))
+        planned += self._signed_planned()
+        if not any(root.path(deploy.WHEELHOUSE_DIR).glob("*.tar")):
+            planned.append(Change(str(deploy.WHEELHOUSE_DIR / f"{deploy.PACKAGE}-*.tar"), "create", 0o644,
+                                  summary="the wheels the hosts install the proxy from"))
+        if self.context.log_file is None:
+            planned.append(Change(str(paths.LOG_DIR / f"ovirt-engine-{self.context.action}-*-ansible/*"), "create",
+                                  0o644, summary="Ansible's artifacts"))
+        store = options.open_store(root, pgstore.from_keys(self.env))
+        host = self._targets()[0].fqdn if _mode(self) == "remote" else "Host"
+        planned += store.update(options.WEBSOCKET_PROXY, f"{host}:{self.env[names.WSP_PORT]}").plan()
+        return planned
+
+    def _signed_planned(self) -> list[Change]:
+        """The engine signs a host's request when the engine's copy of its certificate is missing or due
+        (the host decides by its own copy, which is the same unless someone changed one of them)."""
+        planned = []
+        for target in self._targets():
+            name = hosttool.proxy_request(target.fqdn)
+            copy = self.context.root.path(paths.PKI_DIR / "certs" / f"{name}.cer")
+            if copy.is_file() and pki.renewal_problem(copy.read_bytes(), need_san=True) is None:
+                continue
+            files = ((paths.REQUESTS_DIR / f"{name}.req", "request"),
+                     (paths.PKI_DIR / "certs" / f"{name}.cer", "certificate, signed by the engine CA"))
+            for path, what in files:
+                action = "change" if self.context.root.path(path).is_file() else "create"
+                planned.append(Change(str(path), action, 0o644, summary=f"{target.fqdn}'s {what}"))
+        return planned
+
+    @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _mode(self) != "none",
+           planned=_planned)
     def deploy(self) -> None:
         root = self.context.root
         record = self._deployment()
