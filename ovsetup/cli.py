@@ -11,6 +11,7 @@ from pathlib import Path
 from ovcommon import paths
 from ovcommon.errors import entry
 from ovcommon.paths import Root
+from ovcommon.resources import resource_dir
 
 from .core.config import ConfigValues, expand, read_config_files
 from .core.context import Context
@@ -18,7 +19,6 @@ from .core.environment import parse_statements
 from .core.errors import UsageError
 from .core.log import close_handlers, setup_console
 from .helptext import TeachingParser
-from .resources import resource_dir
 
 SETUP_GROUPS = ["ovirt-engine-common", "ovirt-engine-setup"]
 CLEANUP_GROUPS = ["ovirt-engine-common", "ovirt-engine-remove"]

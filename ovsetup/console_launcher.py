@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives import serialization
 
 from ovcommon import ticket
 from ovcommon.paths import CA_CERT, ENGINE_STORE, ETC_DIR, Root
+from ovcommon.resources import resource_dir
 from ovsetup.console_ticket import TicketCommandError, proxy_address, store_password
-from ovsetup.resources import resource_dir
 
 PROG = "engine-console-launcher"
 VM_LIST = ETC_DIR / "console-launcher.conf"

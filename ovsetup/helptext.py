@@ -9,10 +9,10 @@ from pathlib import Path
 
 from ovcommon import paths
 from ovcommon.paths import Root
+from ovcommon.resources import resource_dir
 
 from .core.context import Context
 from .core.environment import EnvKey, format_typed
-from .resources import resource_dir
 
 WIDTH = 100
 

@@ -15,10 +15,10 @@ from ovcommon import paths
 from ovcommon.errors import entry
 from ovcommon.files import atomic_write, make_parents
 from ovcommon.paths import Root
+from ovcommon.resources import resource_dir
 from wsproxy import hosttool as proxy_side
 
 from . import pki
-from .resources import resource_dir
 
 PROG = proxy_side.PROG
 

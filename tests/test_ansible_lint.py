@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ovsetup.resources import resource_dir
+from ovcommon.resources import resource_dir
 
 LINT = Path(sys.executable).parent / "ansible-lint"
 

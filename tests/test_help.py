@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ovcommon.paths import Root
+from ovcommon.resources import resource_dir
 from ovsetup.cli import CLEANUP_GROUPS, SETUP_GROUPS
 from ovsetup.core.context import Context
 from ovsetup.core.environment import format_typed
-from ovsetup.resources import resource_dir
 from tests.conftest import run
 
 

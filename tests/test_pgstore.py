@@ -2,9 +2,9 @@
 import pytest
 
 from ovcommon.paths import Root
+from ovcommon.render import render
 from ovsetup import pgstore
 from ovsetup.options import OptionError, open_store, recorded_database
-from ovsetup.render import render
 
 DB = pgstore.Database(host="db.example.test", port=5433, user="engine", password='s3cr${x}"t', database="engine")
 

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from ovcommon.paths import Root
+from ovcommon.resources import resource_dir
 from ovsetup.cli import SETUP_GROUPS
 from ovsetup.core.context import Context
-from ovsetup.resources import resource_dir
 
 GROUPS = sorted(p.name for p in resource_dir("plugins").iterdir() if p.is_dir())
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from ovcommon import paths
 from ovcommon.paths import Root
+from ovcommon.resources import resource_dir
 
 from ..core.transaction import make_parents
-from ..resources import resource_dir
 from .hosts import GROUP, DeployError, Ssh, inventory, inventory_hosts
 from .record import Deployment
 from .wheelhouse import PROBE, TargetPython, Wheelhouse, wheelhouse_for

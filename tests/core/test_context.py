@@ -8,13 +8,13 @@ import signal
 import pytest
 
 from ovcommon.paths import Root
+from ovcommon.resources import resource_dir
 from ovsetup.core.context import Context
 from ovsetup.core.environment import Environment
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Priority, Stage
 from ovsetup.core.transaction import FileWrite
-from ovsetup.resources import resource_dir
 
 
 def files(root) -> dict[str, tuple[bytes, int]]:

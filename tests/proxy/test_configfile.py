@@ -47,7 +47,7 @@ def test_bad_bool():
 
 def test_escaped_dollar_in_double_quotes_stays_literal():
     """What `render.shell_value` writes for a password holding `${` reads back unchanged."""
-    from ovsetup.render import shell_value
+    from ovcommon.render import shell_value
 
     secret = 'p${A}w"\\`$'
     assert parse_text(f"A=x\nP={shell_value(secret)}\n")["P"] == secret

@@ -4,13 +4,13 @@ Without a host, the option store is the embedded SQLite file."""
 from __future__ import annotations
 
 from ovcommon import paths
+from ovcommon.render import render
 from ovsetup import names, options, pgstore
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Stage
 from ovsetup.core.transaction import FileWrite
-from ovsetup.render import render
 
 
 def _configured(plugin: Plugin) -> bool:

@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 
 from ovcommon import paths
 from ovcommon.configfile import ConfigSyntaxError, load_files
+from ovcommon.render import render
 from ovsetup import names, pki
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.errors import SetupError
@@ -16,7 +17,6 @@ from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Stage
 from ovsetup.core.transaction import FileWrite
-from ovsetup.render import render
 
 from .renew import RenewPlugin
 

@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from cryptography import x509
 
 from ovcommon import configfile, paths
+from ovcommon.render import render
 from ovsetup import fqdn, names, options, pgstore, pki, service
 from ovsetup.core.environment import EnvKey
 from ovsetup.core.errors import SetupError
@@ -18,7 +19,6 @@ from ovsetup.core.events import event
 from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Stage
 from ovsetup.core.transaction import FileWrite
-from ovsetup.render import render
 
 # What the running proxy uses: a change restarts it (or, without systemd, a SIGHUP rereads them).
 PROXY_FILES = (paths.PROXY_SETUP_CONFIG, paths.SYSTEMD_UNIT, paths.PROXY_CERT, paths.PROXY_KEY, paths.ENGINE_CERT,
