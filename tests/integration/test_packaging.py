@@ -5,10 +5,8 @@ configuration) and a wheel directory the admin prepared beforehand with `pip dow
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import zipfile
@@ -16,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
 
 from tests.conftest import ENGINE_ENV
-from tests.integration.deploy.conftest import testhosts_factory  # noqa: F401 (the test hosts' fixture)
-from tests.integration.deploy.test_deploy import handshake, wait_in_namespace
+from tests.integration.deploy.conftest import (
+    testhosts_factory,  # noqa: F401 (the test hosts' fixture)
+    wait_in_namespace,
+)
+from tests.integration.deploy.test_deploy import handshake
 from tests.integration.proxy.conftest import VNC_PASSWORD
-from tests.integration.proxy.rfb import RfbClient
+from tests.integration.proxy.rfb import console_login
 
 pytestmark = pytest.mark.integration
 SOURCE = Path(__file__).resolve().parents[2]
@@ -138,14 +138,8 @@ def test_remote_mode_from_the_wheel_with_no_index_then_a_rerun_and_cleanup(insta
         made = installed.run("engine-console-ticket", "--root", str(root), "--host", "127.0.0.1", "--port", "5978",
                              cwd=tmp_path)
         assert made.returncode == 0, made.stderr
-
-        async def console() -> tuple[int, int]:
-            context = ssl.create_default_context(cafile=str(root / "etc/pki/ovirt-engine/ca.pem"))
-            url = f"wss://{host.address}:6100/{made.stdout.strip()}"
-            async with connect(url, ssl=context, server_hostname=host.fqdn, subprotocols=["binary"]) as ws:
-                return await RfbClient(ws).login(VNC_PASSWORD)
-
-        assert asyncio.run(console()) == (320, 240)
+        assert console_login(f"wss://{host.address}:6100/{made.stdout.strip()}", VNC_PASSWORD, host.fqdn,
+                             cafile=str(root / "etc/pki/ovirt-engine/ca.pem")) == (320, 240)
     finally:
         xvnc.send_signal(signal.SIGTERM)
         xvnc.wait(10)

@@ -102,17 +102,23 @@ def engine_root(tmp_path: Path, wheelhouse_tar: Path) -> Path:
     return root
 
 
+def wait_in_namespace(host: SshHost, address: str, port: int) -> None:
+    probe = f"import socket; socket.create_connection(('{address}', {port}), 0.5)"
+    for _ in range(50):
+        if subprocess.run(["ip", "netns", "exec", host.name, "python3", "-c", probe],
+                          capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {address}:{port} in {host.name}")
+
+
 def console_size(root: Path, host: SshHost, work: Path, display: int, ticket: Callable[[str, int], str]) -> tuple:
     """Log in through the host's proxy to an Xvnc in its namespace with a ticket from `ticket(address, port)`;
     the screen size the VNC server announced."""
-    import asyncio
     import signal
-    import ssl
-
-    from websockets.asyncio.client import connect
 
     from tests.integration.proxy.conftest import VNC_PASSWORD
-    from tests.integration.proxy.rfb import RfbClient
+    from tests.integration.proxy.rfb import console_login
 
     password = work / "vncpasswd"
     password.write_bytes(subprocess.run(["vncpasswd", "-f"], input=f"{VNC_PASSWORD}\n".encode(),
@@ -122,20 +128,9 @@ def console_size(root: Path, host: SshHost, work: Path, display: int, ticket: Ca
                       "24", "-SecurityTypes", "VncAuth", "-PasswordFile", str(password),
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 0.5)"
-        for _ in range(50):
-            if subprocess.run(["ip", "netns", "exec", host.name, "python3", "-c", probe],
-                              capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-
-        async def login() -> tuple[int, int]:
-            context = ssl.create_default_context(cafile=str(root / "etc/pki/ovirt-engine/ca.pem"))
-            url = f"wss://{host.address}:6100/{ticket('127.0.0.1', port)}"
-            async with connect(url, ssl=context, server_hostname=host.fqdn, subprotocols=["binary"]) as ws:
-                return await RfbClient(ws).login(VNC_PASSWORD)
-
-        return asyncio.run(login())
+        wait_in_namespace(host, "127.0.0.1", port)
+        return console_login(f"wss://{host.address}:6100/{ticket('127.0.0.1', port)}", VNC_PASSWORD, host.fqdn,
+                             cafile=str(root / "etc/pki/ovirt-engine/ca.pem"))
     finally:
         xvnc.send_signal(signal.SIGTERM)
         xvnc.wait(10)

@@ -10,7 +10,6 @@ import os
 import signal
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import run
-from tests.integration.deploy.conftest import SshHost, SshHosts
+from tests.integration.deploy.conftest import SshHost, SshHosts, wait_in_namespace
 from tests.integration.proxy.conftest import VNC_PASSWORD
-from tests.integration.proxy.rfb import RfbClient
+from tests.integration.proxy.rfb import console_login
 
 pytestmark = pytest.mark.integration
 PORT = 6100
@@ -56,16 +55,6 @@ def ticket(root: Path, address: str, port: int) -> str:
     result = run("engine-console-ticket", "--root", str(root), "--host", address, "--port", str(port))
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
-
-
-def wait_in_namespace(host: SshHost, address: str, port: int) -> None:
-    probe = f"import socket; socket.create_connection(('{address}', {port}), 0.5)"
-    for _ in range(50):
-        if subprocess.run(["ip", "netns", "exec", host.name, "python3", "-c", probe],
-                          capture_output=True).returncode == 0:
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {address}:{port} in {host.name}")
 
 
 def test_remote_mode_serves_the_console_and_a_rerun_changes_nothing(testhosts_factory, engine_root, tmp_path):
@@ -104,14 +93,8 @@ def test_remote_mode_serves_the_console_and_a_rerun_changes_nothing(testhosts_fa
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_in_namespace(host, "127.0.0.1", 5977)
-
-        async def console() -> tuple[int, int]:
-            context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
-            url = f"wss://{host.address}:{PORT}/{ticket(engine_root, '127.0.0.1', 5977)}"
-            async with connect(url, ssl=context, server_hostname=host.fqdn, subprotocols=["binary"]) as ws:
-                return await RfbClient(ws).login(VNC_PASSWORD)
-
-        assert asyncio.run(console()) == (320, 240)
+        url = f"wss://{host.address}:{PORT}/{ticket(engine_root, '127.0.0.1', 5977)}"
+        assert console_login(url, VNC_PASSWORD, host.fqdn, cafile=str(pki / "ca.pem")) == (320, 240)
     finally:
         xvnc.send_signal(signal.SIGTERM)
         xvnc.wait(10)

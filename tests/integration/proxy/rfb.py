@@ -1,10 +1,13 @@
 """A tiny RFB 3.8 client over a WebSocket, enough to log in with the VNC password."""
 from __future__ import annotations
 
+import asyncio
+import ssl
 import struct
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
+from websockets.asyncio.client import connect
 
 
 def vnc_auth_response(challenge: bytes, password: str) -> bytes:
@@ -38,3 +41,15 @@ class RfbClient:
         await self.ws.send(b"\x01")
         width, height = struct.unpack(">HH", await self.read(4))
         return width, height
+
+
+def console_login(url: str, password: str, server_hostname: str, *, cafile: str | None = None,
+                  cadata: str | None = None) -> tuple[int, int]:
+    """Open a console as noVNC does (TLS verified with the engine CA, subprotocol `binary`) and log in to the
+    VNC server behind the proxy; returns the screen size it announced."""
+    async def login() -> tuple[int, int]:
+        context = ssl.create_default_context(cafile=cafile, cadata=cadata)
+        async with connect(url, ssl=context, server_hostname=server_hostname, subprotocols=["binary"]) as ws:
+            return await RfbClient(ws).login(password)
+
+    return asyncio.run(login())

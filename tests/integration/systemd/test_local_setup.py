@@ -3,8 +3,6 @@ wheelhouse): the service user in the transaction, the service started, firewalld
 (or, when it is not running, left alone and said so), re-runs that restart nothing, and engine-cleanup."""
 from __future__ import annotations
 
-import asyncio
-import ssl
 import subprocess
 import sys
 import tarfile
@@ -12,10 +10,9 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
 
 from tests.integration.proxy.conftest import VNC_PASSWORD
-from tests.integration.proxy.rfb import RfbClient
+from tests.integration.proxy.rfb import console_login
 from tests.integration.systemd.conftest import Machine
 from tests.integration.systemd.test_role import SERVICE, UNIT, exposure, reachable, start_xvnc
 
@@ -70,14 +67,7 @@ def zones_with_service(machine: Machine, scope: str) -> set[str]:
 def console(machine: Machine, port: int = PORT) -> tuple[int, int]:
     ca = machine.check("cat /etc/pki/ovirt-engine/ca.pem")
     ticket = machine.check(f"{VENV}/bin/engine-console-ticket --host 127.0.0.1 --port 5977").strip()
-
-    async def login() -> tuple[int, int]:
-        context = ssl.create_default_context(cadata=ca)
-        url = f"wss://{machine.address}:{port}/{ticket}"
-        async with connect(url, ssl=context, server_hostname=machine.fqdn, subprotocols=["binary"]) as ws:
-            return await RfbClient(ws).login(VNC_PASSWORD)
-
-    return asyncio.run(login())
+    return console_login(f"wss://{machine.address}:{port}/{ticket}", VNC_PASSWORD, machine.fqdn, cadata=ca)
 
 
 def test_a_failed_run_removes_the_user_it_made(machine):

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from tests.conftest import run
 from tests.integration.deploy.test_deploy import engine_setup, handshake, option
 from tests.integration.proxy.conftest import VNC_PASSWORD
-from tests.integration.proxy.rfb import RfbClient
+from tests.integration.proxy.rfb import RfbClient, console_login
 from tests.integration.systemd.conftest import Machine, Machines
 
 pytestmark = pytest.mark.integration
@@ -62,13 +62,8 @@ def start_xvnc(machine: Machine, listen: str = "-localhost") -> None:
 
 
 def console(engine_root, machine: Machine, target: str, port: int = PORT) -> tuple[int, int]:
-    async def login() -> tuple[int, int]:
-        context = ssl.create_default_context(cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
-        url = f"wss://{machine.address}:{port}/{ticket(engine_root, target, 5977)}"
-        async with connect(url, ssl=context, server_hostname=machine.fqdn, subprotocols=["binary"]) as ws:
-            return await RfbClient(ws).login(VNC_PASSWORD)
-
-    return asyncio.run(login())
+    return console_login(f"wss://{machine.address}:{port}/{ticket(engine_root, target, 5977)}", VNC_PASSWORD,
+                         machine.fqdn, cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
 
 
 @pytest.fixture(scope="module")
@@ -162,14 +157,9 @@ def test_the_sandboxed_unit_scores_2_or_less_and_reloads_keeping_sessions(deploy
                   "-PasswordFile /root/vncpasswd && "
                   "for _ in $(seq 50); do ss -ltn | grep -q :5978 && exit 0; sleep 0.1; done; exit 1")
 
-    async def vencrypt() -> tuple[int, int]:
-        context = ssl.create_default_context(cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
-        target = ticket(engine_root, "127.0.0.1", 5978, "--ssl-target")
-        async with connect(f"wss://{machine.address}:{PORT}/{target}", ssl=context, server_hostname=machine.fqdn,
-                           subprotocols=["binary"]) as ws:
-            return await RfbClient(ws).login(VNC_PASSWORD)
-
-    assert asyncio.run(vencrypt()) == (320, 240)
+    target = ticket(engine_root, "127.0.0.1", 5978, "--ssl-target")
+    assert console_login(f"wss://{machine.address}:{PORT}/{target}", VNC_PASSWORD, machine.fqdn,
+                         cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem")) == (320, 240)
 
 
 def served_serial(machine: Machine, engine_root: Path) -> int:
