@@ -562,6 +562,6 @@ async def serve_worker(proxy: Proxy, beats: int) -> None:
         ending = loop.create_future()
         done, _ = await asyncio.wait({drain, ending}, return_when=asyncio.FIRST_COMPLETED)
         if drain in done:
-            return
+            return drain.result()
         drain.cancel()
     await proxy.stop()
