@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import mmap
 
-OPEN, TOTAL, TO_TARGET, TO_CLIENT = range(4)
+OPEN, TOTAL, TO_TARGET, TO_CLIENT, HANDSHAKES, LISTENING = range(6)
 REFUSAL_REASONS = (
     "bad-request", "bad-handshake", "method", "plain-http", "busy", "origin", "internal-error",
     "ticket-malformed", "ticket-signature", "ticket-signed-fields", "ticket-unsupported", "ticket-expired",
     "ticket-not-yet-valid", "ticket-replayed", "target-unresolved", "target-not-allowed", "target-unreachable",
     "target-vencrypt", "target-tls-name", "target-tls-chain", "other",
 )
-_FIRST_REASON = 4
+_FIRST_REASON = 6
 ROW = _FIRST_REASON + len(REFUSAL_REASONS)
 
 
@@ -33,6 +33,15 @@ class Board:
     def total(self, field: int) -> int:
         words = self._words
         return sum(words[i * ROW + field] for i in range(self.rows))
+
+    def least_busy_other(self, own: int) -> int | None:
+        """The fewest sessions and handshakes of another listening worker (None: no other listens)."""
+        words, loads = self._words, []
+        for i in range(self.rows):
+            base = i * ROW
+            if i != own and words[base + LISTENING]:
+                loads.append(words[base + OPEN] + words[base + HANDSHAKES])
+        return min(loads, default=None)
 
     def refusals(self) -> dict[str, int]:
         """Refusals by reason, only the reasons seen."""
@@ -60,6 +69,11 @@ class Row:
 
     def set(self, field: int, value: int) -> None:
         self._words[self._base + field] = value
+
+    def vacate(self) -> None:
+        """A worker is gone (or about to start): its sessions and handshakes went with it; totals stay."""
+        for field in (OPEN, HANDSHAKES, LISTENING):
+            self.set(field, 0)
 
     def refused(self, reason: str) -> None:
         index = REFUSAL_REASONS.index(reason) if reason in REFUSAL_REASONS else len(REFUSAL_REASONS) - 1

@@ -24,7 +24,12 @@ PROG = "ovirt-websocket-proxy"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description="oVirt's TLS WebSocket proxy for noVNC consoles")
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="oVirt's TLS WebSocket proxy for noVNC consoles",
+        epilog="Signals to the main process: SIGHUP reloads configuration and certificates (consoles stay); "
+               "SIGTERM stops; SIGUSR2 hands over to the installed version without dropping a console "
+               "(systemctl kill --kill-whom=main --signal=SIGUSR2 ovirt-websocket-proxy). "
+               "WORKERS and DRAIN_TIMEOUT are set in the configuration files.")
     parser.add_argument("--root", type=Path, default=Path("/"), help="read every file below DIR (default /)")
     parser.add_argument("-d", "--debug", action="store_true", help="debug logging")
     parser.add_argument("--background", action="store_true", help="detach from the terminal")

@@ -34,6 +34,7 @@ log = logging.getLogger("wsproxy")
 CONNECT_TIMEOUT = 10.0
 MAX_REQUEST = 65536
 ACCEPT_PAUSE = 1.0  # seconds without accepting after the process ran out of descriptors
+YIELD_PAUSE = 0.002  # seconds a worker ahead of another leaves new connections to it
 ACCEPT_LOG_INTERVAL = 60.0  # at most one "out of descriptors" line per this many seconds
 _NO_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ws_log = logging.getLogger("wsproxy.websockets")
@@ -152,7 +153,8 @@ class Proxy:
         self.replay = ReplayCache(replay_dir)
         self.sessions: set[Session] = set()
         self.board, self.main_pid = board, main_pid
-        self._row = board.row(row)
+        self._row, self._row_index = board.row(row), row
+        self._yielded = False  # the last connection was left to another worker once: take the next
         self._ids = itertools.count(row + 1, board.rows)  # session numbers unique across workers
         self._tasks: set[asyncio.Task] = set()
         self._sweeper: asyncio.TimerHandle | None = None
@@ -216,6 +218,7 @@ class Proxy:
                 self._loop.remove_reader(sock.fileno())
             sock.close()
         self._accepting = False
+        self._row.set(counters.LISTENING, 0)
 
     def _pause_accepting(self) -> None:
         if self._accepting and self._loop is not None:
@@ -236,6 +239,7 @@ class Proxy:
         for sock in self.listeners:
             self._loop.add_reader(sock.fileno(), self._accept, sock)
         self._accepting = True
+        self._row.set(counters.LISTENING, 1)
 
     def _resume_after_pause(self) -> None:
         self._resume_timer = None
@@ -308,8 +312,23 @@ class Proxy:
         self._row.set(counters.OPEN, len(self.sessions))
 
     # --- connections ---
+    def _ahead_of_another_worker(self) -> bool:
+        """Whether to leave the waiting connections to a worker with fewer sessions for a moment: every
+        worker is woken for each connection, and the one that calls accept() first would take most."""
+        if self._yielded:
+            self._yielded = False
+            return False
+        least = self.board.least_busy_other(self._row_index)
+        return least is not None and len(self.sessions) + self._handshakes > least + 1
+
     def _accept(self, listener: socket.socket) -> None:
         assert self._loop is not None
+        if self._ahead_of_another_worker():
+            self._yielded = True
+            self._paused_until = time.monotonic() + YIELD_PAUSE
+            self._pause_accepting()
+            self._resume_accepting()
+            return
         for _ in range(64):
             if self._handshakes >= self.handshake_limit:
                 self._pause_accepting()  # resumed when a handshake ends
@@ -332,12 +351,14 @@ class Proxy:
                 continue
             peer = address[0].removeprefix("::ffff:") if "." in address[0] else address[0]
             self._handshakes += 1
+            self._row.set(counters.HANDSHAKES, self._handshakes)
             task = self._loop.create_task(self._handle(sock, peer))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     def _handshake_ended(self) -> None:
         self._handshakes -= 1
+        self._row.set(counters.HANDSHAKES, self._handshakes)
         if not self._accepting and self._loop is not None and self.listeners[0].fileno() >= 0:
             self._resume_accepting()
 

@@ -344,7 +344,7 @@ class Supervisor:
     # --- workers ---
     def _spawn(self, row: int) -> None:
         beats_read, beats_write = os.pipe2(os.O_CLOEXEC)
-        self.board.row(row).set(counters.OPEN, 0)
+        self.board.row(row).vacate()
         signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)  # the worker unblocks them in its loop
         pid = os.fork()
         if pid == 0:  # the worker
@@ -407,7 +407,7 @@ class Supervisor:
             if worker.beats >= 0:
                 self._selector.unregister(worker.beats)
                 os.close(worker.beats)
-            self.board.row(worker.row).set(counters.OPEN, 0)
+            self.board.row(worker.row).vacate()
             if self.stopping or worker.draining or self.draining:
                 continue
             log.error("worker %d %s: starting another", pid, _how(status))
