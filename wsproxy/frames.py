@@ -105,7 +105,7 @@ class ClientFrames:
             left = self._left
             if left:
                 n = end - pos if end - pos < left else left
-                payload = apply_mask(data[pos:pos + n], self._mask)
+                payload = apply_mask(data[pos:pos + n] if pos or n < end else data, self._mask)
                 pos += n
                 self._left = left = left - n
                 if n & 3:

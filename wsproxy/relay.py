@@ -135,40 +135,49 @@ class Session:
     # --- browser -> target ---
     def _from_client(self) -> None:
         client = self.client
-        recv_into = client.sock.recv_into
-        for _ in range(RECORDS):
-            try:
-                n = recv_into(_up_view, RECORD)
-            except _WOULD_BLOCK:
-                break
-            except OSError:
-                self._flush_to_target()
-                raise
-            if not n:
-                self._flush_to_target()
-                self.finish()
-                return
-            self.last_active = time.monotonic()
-            if not self._relay_client(_up_view[:n], flush=False) or not client.reading:
-                break
+        recv_into, feed = client.sock.recv_into, self.frames.feed
+        try:
+            for _ in range(RECORDS):
+                try:
+                    n = recv_into(_up_view, RECORD)
+                except _WOULD_BLOCK:
+                    break
+                if not n:
+                    self._flush_to_target()
+                    self.finish()
+                    return
+                feed(_up_view[:n])
+                if self._close_rcvd is not None or not client.reading:
+                    break
+        except FrameError as exc:
+            self._flush_to_target()
+            self.close(exc.code, exc.reason)
+            return
+        except OSError:
+            self._flush_to_target()
+            raise
+        self.last_active = time.monotonic()
         self._flush_to_target()
+        if self._close_rcvd is not None:
+            self._closed_by_client()
 
-    def _relay_client(self, data: memoryview, flush: bool = True) -> bool:
-        """Parse data from the browser; False once the session ends."""
+    def _relay_client(self, data: memoryview) -> bool:
+        """Relay data from the browser that came with the request; False once the session ends."""
         try:
             self.frames.feed(data)
         except FrameError as exc:
             self._flush_to_target()
             self.close(exc.code, exc.reason)
             return False
+        self._flush_to_target()
         if self._close_rcvd is not None:
-            self._flush_to_target()
-            self.client.write(frames.frame(frames.CLOSE, self._close_rcvd))  # the close echoed
-            self.finish()
-            return False
-        if flush:
-            self._flush_to_target()
+            self._closed_by_client()
         return not self.closed
+
+    def _closed_by_client(self) -> None:
+        assert self._close_rcvd is not None
+        self.client.write(frames.frame(frames.CLOSE, self._close_rcvd))  # the close echoed
+        self.finish()
 
     def _client_data(self, payload: bytes, text: bool) -> None:
         if text:
