@@ -11,36 +11,40 @@ import asyncio
 import socket
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
-RECV_SIZE = 256 * 1024
 HIGH_WATER = 512 * 1024  # MAX_SESSION_BUFFER's default; a channel resumes its feeders at an eighth of it
+IOV_LIMIT = 64  # pieces one sendmsg takes; more are joined first
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+Bytes = bytes | bytearray | memoryview
 
 
 class Handler(Protocol):
-    def channel_data(self, channel: Channel, data: bytes) -> None: ...
-    def channel_eof(self, channel: Channel) -> None: ...
     def channel_error(self, channel: Channel, exc: Exception) -> None: ...
     def channel_backlog(self, channel: Channel, full: bool) -> None: ...
 
 
 class Channel:
-    """One connected socket: reads feed the handler, writes queue when the socket is full.
+    """One connected socket: `on_readable` does the reading, writes queue when the socket is full.
 
-    When the queue passes `high_water` the handler hears `channel_backlog(full=True)` and must stop
-    reading every socket whose input feeds this queue; `full=False` comes at an eighth of it.
+    `on_readable` reads the socket itself (into a buffer it reuses); a would-block there ends the
+    wake-up, another OSError goes to `channel_error`. Writes go out at once and are copied only
+    when the socket would block. When the queue passes `high_water` the handler hears
+    `channel_backlog(full=True)` and must stop reading every socket whose input feeds this queue;
+    `full=False` comes at an eighth of it.
     """
 
-    __slots__ = ("loop", "sock", "fd", "handler", "tls", "_out", "_out_size", "_pinned", "reading",
-                 "_writer", "_backlog", "closed", "_close_when_flushed", "_high")
+    __slots__ = ("loop", "sock", "fd", "handler", "on_readable", "tls", "_out", "_out_size", "_pinned",
+                 "reading", "_writer", "_backlog", "closed", "_close_when_flushed", "_high")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, handler: Handler,
-                 high_water: int = HIGH_WATER) -> None:
+                 on_readable: Callable[[], None], high_water: int = HIGH_WATER) -> None:
         self.loop = loop
         self.sock = sock
         self.fd = sock.fileno()
         self.handler = handler
+        self.on_readable = on_readable
         self.tls = isinstance(sock, ssl.SSLSocket)
         self._out: deque[bytes] = deque()
         self._out_size = 0
@@ -72,16 +76,10 @@ class Channel:
                 self.loop.remove_reader(self.fd)
 
     def _readable(self) -> None:
+        if not self.reading:
+            return
         try:
-            while self.reading:
-                data = self.sock.recv(RECV_SIZE)
-                if not data:
-                    self.pause_reading()
-                    self.handler.channel_eof(self)
-                    return
-                self.handler.channel_data(self, data)
-                if not (self.tls and not self.closed and self.sock.pending()):
-                    return
+            self.on_readable()
         except _WOULD_BLOCK:
             return
         except (OSError, ssl.SSLError) as exc:
@@ -91,7 +89,8 @@ class Channel:
     def backlog(self) -> int:
         return self._out_size
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Bytes) -> None:
+        """Send data (a view of a reused buffer is fine: what cannot go out now is copied)."""
         if self.closed or not data:
             return
         if not self._out:
@@ -106,6 +105,26 @@ class Channel:
             if sent == len(data):
                 return
             data = data[sent:]
+        self._queue(bytes(data))
+
+    def writev(self, pieces: list[bytes], size: int) -> None:
+        """Send pieces of `size` bytes in all, with one sendmsg on a plain socket."""
+        if self.closed or not size:
+            return
+        if self._out or self.tls or len(pieces) > IOV_LIMIT:
+            self.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+            return
+        try:
+            sent = self.sock.sendmsg(pieces)
+        except _WOULD_BLOCK:
+            sent = 0
+        except OSError as exc:
+            self.handler.channel_error(self, exc)
+            return
+        if sent < size:
+            self._queue(b"".join(pieces)[sent:])
+
+    def _queue(self, data: bytes) -> None:
         self._out.append(data)
         self._out_size += len(data)
         if not self._writer:
