@@ -59,7 +59,8 @@ def test_every_question_names_the_key_that_answers_it():
             assert "env_key=" in call.group(1), f"{path}: a question without env_key"
 
 
-def test_the_proxy_plugin_plans_the_gentlest_step_for_what_the_run_changes(tmp_path, fake_systemctl):
+@pytest.mark.usefixtures("fake_systemctl")
+def test_the_proxy_plugin_plans_the_gentlest_step_for_what_the_run_changes(tmp_path):
     """The step (and so the dry run's line) from the running unit and the files this run writes: the port
     in the config it replaces, the version in the unit's status (a fake `systemctl` answers)."""
     from ovcommon import paths
@@ -72,7 +73,7 @@ def test_the_proxy_plugin_plans_the_gentlest_step_for_what_the_run_changes(tmp_p
     config = ctx.root.path(paths.PROXY_SETUP_CONFIG)
     config.parent.mkdir(parents=True)
     config.write_text("PROXY_PORT=6100\nSSL_ONLY=True\n")
-    state = fake_systemctl / "state"
+    state = tmp_path / "state"  # what the fake systemctl's `show` prints
     installed = service.installed_version()
 
     def plan(content: str, status: str, active: str = "active") -> str:
