@@ -1,6 +1,7 @@
 """The role's systemd branch on machines that boot systemd: the service user, the hardened unit reaching
-`active` (Type=notify) only once the proxy listens, firewalld opened and closed, restarts only on change,
-a console through it to the machine's own Xvnc, and removal of everything the role made."""
+`active` (Type=notify) only once the proxy listens, firewalld opened and closed, re-runs that reload for a
+config change (a console stays open) and restart only for a port change, a console through it to the
+machine's own Xvnc, and removal of everything the role made."""
 from __future__ import annotations
 
 import asyncio
@@ -239,6 +240,35 @@ def test_a_hung_proxy_is_restarted_by_the_watchdog(deployed):
         machine.check(f"rm -r /run/systemd/system/{UNIT}.d && systemctl daemon-reload && systemctl restart {UNIT}")
 
 
+def test_a_rerun_that_rewrites_the_config_reloads_keeping_the_main_pid_and_an_open_console(deployed):
+    """The gentlest step that is enough: the role's chooser picks a reload, and its handler takes it."""
+    engine_root, machines = deployed
+    machine = machines.hosts[0]
+    conf = "/etc/ovirt-engine/ovirt-websocket-proxy.conf.d/10-setup.conf"
+    if machine.ssh("systemctl is-active xvnc").returncode != 0:  # when run alone
+        start_xvnc(machine)
+    machine.check(f"echo '# edited by hand' >> {conf}")  # configure writes setup's content back
+    pid = machine.show(UNIT, "MainPID")
+
+    async def rerun_during_a_session() -> tuple[tuple[int, int], object]:
+        context = ssl.create_default_context(cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
+        url = f"wss://{machine.address}:{PORT}/{ticket(engine_root, '127.0.0.1', 5977)}"
+        async with connect(url, ssl=context, server_hostname=machine.fqdn, subprotocols=["binary"]) as ws:
+            client = RfbClient(ws)
+            assert await client.read(12) == b"RFB 003.008\n"
+            done = await asyncio.to_thread(engine_setup, engine_root, machines)
+            client.buffer = b"RFB 003.008\n" + client.buffer
+            return await client.login(VNC_PASSWORD), done
+
+    size, done = asyncio.run(rerun_during_a_session())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Reload the proxy (its configuration or certificates changed; open consoles stay): changed" in done.stdout
+    assert "Restart the proxy" not in done.stdout and "Hand the proxy over" not in done.stdout
+    assert size == (320, 240), "the console opened before the re-run was closed"
+    assert machine.show(UNIT, "MainPID") == pid
+    assert "# edited by hand" not in machine.check(f"cat {conf}")
+
+
 def test_rerun_changes_nothing_a_low_port_moves_the_opening_and_cleanup_removes_it(deployed):
     engine_root, machines = deployed
     machine = machines.hosts[0]
@@ -251,6 +281,8 @@ def test_rerun_changes_nothing_a_low_port_moves_the_opening_and_cleanup_removes_
     low = 443
     moved = engine_setup(engine_root, machines, f"OVESETUP_CONFIG/websocketProxyPort=int:{low}")
     assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert "Restart the proxy (its port changed, or it cannot hand over; open consoles are closed): changed" \
+        in moved.stdout
     assert machine.show(UNIT, "MainPID") != pid
     # below 1024: CAP_NET_BIND_SERVICE, ambient, and nothing more
     assert machine.show(UNIT, "AmbientCapabilities") == "cap_net_bind_service"
