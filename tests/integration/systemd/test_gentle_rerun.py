@@ -122,25 +122,32 @@ def test_a_port_change_restarts(configured):
     assert back.returncode == 0 and f"Restarting {NAME}: its port changed" in back.stdout, back.stdout
 
 
-@pytest.fixture(scope="module")
-def new_version(tmp_path_factory, request) -> tuple[list[Path], str]:
-    """A wheel of this source tree whose version is one post-release above the installed one, and the pip
-    wheel that installs it (the host's virtualenv has no pip)."""
+def raised_version_tree(directory: Path) -> tuple[Path, str]:
+    """A copy of this source tree (what its wheel is built from) whose version is one post-release above
+    the installed one; the copy and that version."""
     top = Path(__file__).resolve().parents[3]
-    tree = tmp_path_factory.mktemp("new-version") / "src"
+    tree = directory / "src"
+    tree.mkdir(parents=True)
     for part in SOURCE_PARTS:
         source = top / part
         if source.is_dir():
             shutil.copytree(source, tree / part, symlinks=True,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
         else:
-            tree.mkdir(exist_ok=True)
             shutil.copy2(source, tree / part)
     old = metadata.version("ovirt-engine-wsp")
     version = f"{Version(old).base_version}.post{(Version(old).post or 0) + 1}"
     setup_py = tree / "setup.py"
     assert f'version="{old}"' in setup_py.read_text(), "setup.py no longer spells the version as version=\"...\""
     setup_py.write_text(setup_py.read_text().replace(f'version="{old}"', f'version="{version}"'))
+    return tree, version
+
+
+@pytest.fixture(scope="module")
+def new_version(tmp_path_factory, request) -> tuple[list[Path], str]:
+    """A wheel of this source tree with its version raised, and the pip wheel that installs it (the machine's
+    virtualenv has no pip)."""
+    tree, version = raised_version_tree(tmp_path_factory.mktemp("new-version"))
     out = tree.parent / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
                     "--wheel-dir", str(out), str(tree)], check=True, timeout=600)
