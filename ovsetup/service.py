@@ -59,7 +59,7 @@ class UnitState:
     """What `systemctl show` says about the running unit."""
     active: str  # ActiveState
     main_pid: int
-    status: str  # StatusText: `version <V>; ...` from a proxy that can hand over
+    status: str  # StatusText: `...; version <V>; ...` from a proxy that can hand over
 
     @property
     def running(self) -> bool:
@@ -67,9 +67,13 @@ class UnitState:
 
     @property
     def version(self) -> str | None:
-        """The running proxy's version, from its status; None for a proxy that names none."""
-        found = re.match(r"version (\S+); ", self.status)
-        return found.group(1) if found else None
+        """The running proxy's version: the `version <V>` part of its status (parts are separated by `; `);
+        None for a proxy that names none."""
+        for part in self.status.split(";"):
+            found = re.fullmatch(r"version (\S+)", part.strip())
+            if found:
+                return found.group(1)
+        return None
 
 
 def unit_state(unit: str) -> UnitState:

@@ -106,7 +106,10 @@ def test_without_versions_in_the_installed_proxy_status_a_running_one_is_not_tak
 def test_the_running_version_and_the_written_port_are_read_from_status_and_file():
     assert RUNNING.version == "1.0"
     assert service.UnitState("active", 1, "version 2.0.dev1+g1; 4 workers").version == "2.0.dev1+g1"
-    assert service.UnitState("active", 1, "Listening on port 6100; version 1.0; ").version is None
+    assert service.UnitState("active", 1, "Listening on port 6100; 0 open sessions; version 1.0; 2 workers") \
+        .version == "1.0"
+    assert service.UnitState("active", 1, "Listening on port 6100; 0 open sessions").version is None
+    assert service.UnitState("active", 1, "an older version 1.0 is listening").version is None
     assert service.proxy_port(b"# setup\nPROXY_PORT=6100\nSSL_ONLY=True\n") == "6100"
     assert service.proxy_port(b"PROXY_PORT='443'\n") == "443"
     assert service.proxy_port(None) is None and service.proxy_port(b"SSL_ONLY=True\n") is None
