@@ -165,7 +165,7 @@ def test_a_new_version_is_handed_over_keeping_an_open_console(configured, new_ve
     subprocess.run(["scp", "-q", "-i", host.client_key, "-o", "BatchMode=yes", "-o",
                     f"UserKnownHostsFile={host.known_hosts}", *map(str, wheels),
                     f"root@{host.address}:/tmp/"], check=True, timeout=120)
-    host.check(f"{VENV}/bin/python /tmp/pip-*.whl/pip install -q --no-index --no-deps --force-reinstall "
+    host.check(f"{VENV}/bin/python $(echo /tmp/pip-*.whl)/pip install -q --no-index --no-deps --force-reinstall "
                   f"--disable-pip-version-check /tmp/ovirt_engine_wsp-*.whl", timeout=300)
     assert service.UnitState("active", 0, host.show(UNIT, "StatusText")).version not in (None, version)
     assert f"would hand over to the new version {version} (SIGUSR2 to the main process of {NAME}" in dry_run(host)
