@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -50,6 +51,14 @@ def dry_run(host: Machine, extra: str = "") -> str:
     return done.stdout
 
 
+def timed_setup(host: Machine, step: str) -> subprocess.CompletedProcess:
+    """`setup`, printing how long the whole run took (`pytest -s` shows it)."""
+    started = time.monotonic()
+    done = setup(host)
+    print(f"\n{host.name}: engine-setup re-run with a {step}: {time.monotonic() - started:.1f} s")
+    return done
+
+
 def across_a_session(host: Machine, action: Callable[[], subprocess.CompletedProcess]) \
         -> tuple[tuple[int, int], subprocess.CompletedProcess]:
     """Open a console (up to the RFB banner), run `action`, then log in on that same connection."""
@@ -84,7 +93,7 @@ def test_a_config_change_reloads_keeping_the_main_pid_and_an_open_console(config
     assert f"would reload the service {NAME}: its configuration or certificates changed; open consoles stay" \
         in dry_run(host)
     pid = host.show(UNIT, "MainPID")
-    size, done = across_a_session(host, lambda: setup(host))
+    size, done = across_a_session(host, lambda: timed_setup(host, "reload"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Reloading {NAME}: its configuration or certificates changed; open consoles stay" in done.stdout
     assert size == (320, 240), "the console opened before the re-run was closed"
@@ -170,7 +179,7 @@ def test_a_new_version_is_handed_over_keeping_an_open_console(configured, new_ve
     assert service.UnitState("active", 0, host.show(UNIT, "StatusText")).version not in (None, version)
     assert f"would hand over to the new version {version} (SIGUSR2 to the main process of {NAME}" in dry_run(host)
     pid = host.show(UNIT, "MainPID")
-    size, done = across_a_session(host, lambda: setup(host))
+    size, done = across_a_session(host, lambda: timed_setup(host, "hand-over"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Handing {NAME} over to version {version}: version {version} is installed" in done.stdout
     assert "The hand-over" not in done.stdout, done.stdout  # the fallback's warning
