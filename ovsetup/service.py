@@ -97,30 +97,20 @@ def proxy_port(config: bytes | None) -> str | None:
     return None
 
 
-def installed_names_version() -> bool:
-    """Whether the installed proxy starts its status with its version (and so can hand over)."""
-    import ovcommon
-
-    return hasattr(ovcommon, "VERSION")
-
-
 def choose_step(state: UnitState, installed: str, *, port_changed: bool, files_changed: bool,
-                new_code: bool = False, names_version: bool = True) -> tuple[Step, str]:
+                new_code: bool = False) -> tuple[Step, str]:
     """The gentlest step that is enough for what changed, and why (for the log line).
 
-    `new_code`: the caller installed the product again (the role's wheel install), whatever its version;
-    `names_version`: the installed proxy names its version in its status, so a running one that does not
-    is older (and cannot hand over)."""
+    `new_code`: the caller installed the product again (the role's wheel install), whatever its version.
+    A running proxy whose status names no version predates the installed one (which names it) and cannot
+    hand over."""
     if not state.running:
         return Step.START, "it is not running"
     if port_changed:
         return Step.RESTART, "its port changed; open consoles are closed"
-    if state.version is None and (names_version or new_code):
+    if state.version is None:
         return Step.RESTART, (f"its status names no version, so it predates version {installed} and cannot hand "
                               "over; open consoles are closed")
-    if state.version is None:
-        return (Step.RELOAD, "its configuration or certificates changed; open consoles stay") if files_changed \
-            else (Step.NOTHING, "nothing it uses changed")
     if new_code or state.version != installed:
         return Step.HAND_OVER, (f"version {installed} is installed and {state.version} runs; open consoles "
                                 "stay with the old process until they end")

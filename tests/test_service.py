@@ -93,16 +93,6 @@ def test_a_rerun_takes_the_gentlest_step_that_is_enough(state, installed, port, 
     assert why and "\n" not in why
 
 
-def test_without_versions_in_the_installed_proxy_status_a_running_one_is_not_taken_for_older():
-    """Before the installed proxy names its version, no running one does: versions cannot be compared."""
-    old = service.UnitState("active", 100, "Listening on port 6100; 0 open sessions")
-    for files, step in ((False, service.Step.NOTHING), (True, service.Step.RELOAD)):
-        assert service.choose_step(old, "1.0", port_changed=False, files_changed=files, names_version=False)[0] \
-            is step
-    assert service.choose_step(old, "1.0", port_changed=False, files_changed=False, new_code=True,
-                               names_version=False)[0] is service.Step.RESTART
-
-
 def test_the_running_version_and_the_written_port_are_read_from_status_and_file():
     assert RUNNING.version == "1.0"
     assert service.UnitState("active", 1, "version 2.0.dev1+g1; 4 workers").version == "2.0.dev1+g1"

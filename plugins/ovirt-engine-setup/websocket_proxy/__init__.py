@@ -122,8 +122,7 @@ class WebSocketProxyPlugin(Plugin):
     def _step(self) -> tuple[service.Step, str]:
         """What this run does to the unit (the gentlest step that is enough), and why."""
         return service.choose_step(service.unit_state(paths.SERVICE_NAME), service.installed_version(),
-                                   port_changed=self._port_changed(), files_changed=self._changed(*PROXY_READS),
-                                   names_version=service.installed_names_version())
+                                   port_changed=self._port_changed(), files_changed=self._changed(*PROXY_READS))
 
     def _service_plan(self) -> list[str]:
         """What `start` would run, for a dry run."""

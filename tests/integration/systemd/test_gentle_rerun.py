@@ -166,8 +166,6 @@ def new_version(tmp_path_factory, request) -> tuple[list[Path], str]:
     return sorted(out.rglob("*.whl")), version
 
 
-@pytest.mark.skipif(not service.installed_names_version(),
-                    reason="the proxy side of the hand-over (its version in the status) is not in this tree")
 def test_a_new_version_is_handed_over_keeping_an_open_console(configured, new_version):
     host = configured
     wheels, version = new_version
