@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -20,9 +19,10 @@ from ovsetup.core.plugin import Plugin
 from ovsetup.core.stages import Stage
 from ovsetup.core.transaction import FileWrite
 
-# What the running proxy uses: a change restarts it (or, without systemd, a SIGHUP rereads them).
-PROXY_FILES = (paths.PROXY_SETUP_CONFIG, paths.SYSTEMD_UNIT, paths.PROXY_CERT, paths.PROXY_KEY, paths.ENGINE_CERT,
-               paths.CA_CERT)
+# What the running proxy reads: a change reloads it (SIGHUP; `service.choose_step` for the whole rule).
+PROXY_READS = (paths.PROXY_SETUP_CONFIG, paths.PROXY_CERT, paths.PROXY_KEY, paths.ENGINE_CERT, paths.CA_CERT)
+# ...and its unit: without systemd, a change to any of them sends SIGHUP to a proxy started with --pidfile.
+PROXY_FILES = (*PROXY_READS, paths.SYSTEMD_UNIT)
 
 
 def _enabled(plugin: Plugin) -> bool:
@@ -110,15 +110,36 @@ class WebSocketProxyPlugin(Plugin):
         wanted = {str(t) for t in targets}
         return any(isinstance(el, FileWrite) and el.changed and el.target in wanted for el in self.transaction.elements)
 
+    def _port_changed(self) -> bool:
+        """Whether the PROXY_PORT this run writes differs from the one in the file it replaces (which the
+        running proxy was started with)."""
+        for el in self.transaction.elements:
+            if isinstance(el, FileWrite) and el.target == str(paths.PROXY_SETUP_CONFIG) and el.changed:
+                before = el.original.content if el.original is not None else None
+                return service.proxy_port(before) != service.proxy_port(el.content)
+        return False
+
+    def _step(self) -> tuple[service.Step, str]:
+        """What this run does to the unit (the gentlest step that is enough), and why."""
+        return service.choose_step(service.unit_state(paths.SERVICE_NAME), service.installed_version(),
+                                   port_changed=self._port_changed(), files_changed=self._changed(*PROXY_READS))
+
     def _service_plan(self) -> list[str]:
         """What `start` would run, for a dry run."""
-        running = subprocess.run(["systemctl", "is-active", "--quiet", paths.SERVICE_NAME]).returncode == 0
+        step, why = self._step()
+        name = paths.SERVICE_NAME
         lines = ["run systemctl daemon-reload"] if self._changed(paths.SYSTEMD_UNIT) else []
-        lines.append(f"enable the service {paths.SERVICE_NAME}")
-        if not running or self._changed(*PROXY_FILES):
-            lines.append(f"restart the service {paths.SERVICE_NAME}")
+        lines.append(f"enable the service {name}")
+        lines += {
+            service.Step.START: [f"start the service {name}: {why}"],
+            service.Step.RESTART: [f"restart the service {name}: {why}"],
+            service.Step.HAND_OVER: [f"hand over to the new version {service.installed_version()} (SIGUSR2 to the "
+                                     f"main process of {name}; a restart if none has taken over within "
+                                     f"{service.HAND_OVER_TIMEOUT:.0f} s): {why}"],
+            service.Step.RELOAD: [f"reload the service {name}: {why}"],
+        }.get(step, [])
         if service.firewalld_running():
-            lines.append(f"add the firewalld service {paths.SERVICE_NAME} to every active zone where it is missing")
+            lines.append(f"add the firewalld service {name} to every active zone where it is missing")
         return lines
 
     def _reload_plan(self) -> list[str]:
@@ -128,18 +149,43 @@ class WebSocketProxyPlugin(Plugin):
     @event(Stage.CLOSEUP, before=(names.SUMMARY_START,), condition=lambda self: _enabled(self) and _systemd(self),
            planned=_service_plan)
     def start(self) -> None:
+        step, why = self._step()
         if self._changed(paths.SYSTEMD_UNIT):
             service.run(["systemctl", "daemon-reload"])
+            if step in (service.Step.HAND_OVER, service.Step.RELOAD, service.Step.NOTHING):
+                self.log.info("The unit file of %s changed: systemd re-read it; its new settings apply from the "
+                              "next start", paths.SERVICE_NAME)
         service.run(["systemctl", "enable", paths.SERVICE_NAME])
-        running = subprocess.run(["systemctl", "is-active", "--quiet", paths.SERVICE_NAME]).returncode == 0
-        if not running or self._changed(*PROXY_FILES):
-            self.log.info("Restarting %s", paths.SERVICE_NAME)
-            service.run(["systemctl", "restart", paths.SERVICE_NAME])
+        self._apply(step, why)
         if service.firewalld_running():
             self.opened = service.open_service(paths.SERVICE_NAME, reload=self._changed(paths.FIREWALLD_SERVICE))
             self.firewall = "running"
         else:
             self.firewall = "not running"
+
+    def _apply(self, step: service.Step, why: str) -> None:
+        """Take the step on the unit, logging it with its reason."""
+        name = paths.SERVICE_NAME
+        if step is service.Step.START:
+            self.log.info("Starting %s: %s", name, why)
+            service.run(["systemctl", "restart", name])
+        elif step is service.Step.RESTART:
+            self.log.info("Restarting %s: %s", name, why)
+            service.run(["systemctl", "restart", name])
+        elif step is service.Step.RELOAD:
+            self.log.info("Reloading %s: %s", name, why)
+            service.run(["systemctl", "reload", name])
+        elif step is service.Step.HAND_OVER:
+            version = service.installed_version()
+            self.log.info("Handing %s over to version %s: %s", name, version, why)
+            self.log.info("Waiting up to %.0f s for version %s to take over", service.HAND_OVER_TIMEOUT, version)
+            problem = service.hand_over(name, version)
+            if problem:
+                self.log.warning("The hand-over to version %s failed (%s): restarting %s instead; open consoles "
+                                 "are closed", version, problem, name)
+                service.run(["systemctl", "restart", name])
+        else:
+            self.log.info("Leaving %s running as it is: %s", name, why)
 
     @event(Stage.CLOSEUP, before=(names.SUMMARY_START,),
            condition=lambda self: _enabled(self) and not _systemd(self), planned=_reload_plan)

@@ -1,19 +1,23 @@
 """The role's systemd branch on machines that boot systemd: the service user, the hardened unit reaching
-`active` (Type=notify) only once the proxy listens, firewalld opened and closed, restarts only on change,
-a console through it to the machine's own Xvnc, and removal of everything the role made."""
+`active` (Type=notify) only once the proxy listens, firewalld opened and closed, re-runs that reload for a
+config change (a console stays open) and restart only for a port change, a console through it to the
+machine's own Xvnc, and removal of everything the role made."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import ssl
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import run
+from tests.conftest import command, run
 from tests.integration.deploy.test_deploy import engine_setup, handshake, option
 from tests.integration.proxy.conftest import VNC_PASSWORD
 from tests.integration.proxy.rfb import RfbClient, console_login
@@ -239,6 +243,85 @@ def test_a_hung_proxy_is_restarted_by_the_watchdog(deployed):
         machine.check(f"rm -r /run/systemd/system/{UNIT}.d && systemctl daemon-reload && systemctl restart {UNIT}")
 
 
+def across_a_session(engine_root: Path, machine: Machine, action: Callable[[], subprocess.CompletedProcess]) \
+        -> tuple[tuple[int, int], subprocess.CompletedProcess]:
+    """Open a console (up to the RFB banner), run `action`, then log in on that same connection."""
+    async def session() -> tuple[tuple[int, int], subprocess.CompletedProcess]:
+        context = ssl.create_default_context(cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
+        url = f"wss://{machine.address}:{PORT}/{ticket(engine_root, '127.0.0.1', 5977)}"
+        async with connect(url, ssl=context, server_hostname=machine.fqdn, subprotocols=["binary"]) as ws:
+            client = RfbClient(ws)
+            assert await client.read(12) == b"RFB 003.008\n"
+            done = await asyncio.to_thread(action)
+            client.buffer = b"RFB 003.008\n" + client.buffer
+            return await client.login(VNC_PASSWORD), done
+
+    return asyncio.run(session())
+
+
+def test_a_rerun_that_rewrites_the_config_reloads_keeping_the_main_pid_and_an_open_console(deployed):
+    """The gentlest step that is enough: the role's chooser picks a reload, and its handler takes it."""
+    engine_root, machines = deployed
+    machine = machines.hosts[0]
+    conf = "/etc/ovirt-engine/ovirt-websocket-proxy.conf.d/10-setup.conf"
+    if machine.ssh("systemctl is-active xvnc").returncode != 0:  # when run alone
+        start_xvnc(machine)
+    machine.check(f"echo '# edited by hand' >> {conf}")  # configure writes setup's content back
+    pid = machine.show(UNIT, "MainPID")
+    size, done = across_a_session(engine_root, machine, lambda: engine_setup(engine_root, machines))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Reload the proxy (its configuration or certificates changed; open consoles stay): changed" in done.stdout
+    assert "Restart the proxy" not in done.stdout and "Hand the proxy over" not in done.stdout
+    assert size == (320, 240), "the console opened before the re-run was closed"
+    assert machine.show(UNIT, "MainPID") == pid
+    assert "# edited by hand" not in machine.check(f"cat {conf}")
+
+
+def test_a_new_version_on_the_engine_is_handed_over_on_the_host_keeping_an_open_console(deployed, tmp_path):
+    """The engine gets a new version of the product (a copy of this tree with its version raised, which
+    engine-setup then runs from) and re-runs engine-setup: the host installs that version's wheelhouse and
+    the role hands over to it."""
+    from ovsetup import service
+    from tests.integration.systemd.test_gentle_rerun import raised_version_tree
+
+    engine_root, machines = deployed
+    machine = machines.hosts[0]
+    if machine.ssh("systemctl is-active xvnc").returncode != 0:  # when run alone
+        start_xvnc(machine)
+    tree, version = raised_version_tree(tmp_path)
+    env = " ".join(["OVESETUP_CONFIG/websocketProxyConfig=bool:False", "OVESETUP_CONFIG/fqdn=str:engine.wsp.test",
+                    f"OVESETUP_CONFIG/websocketProxySshKey=str:{machines.client_key}",
+                    f"OVESETUP_CONFIG/websocketProxySshKnownHosts=str:{machines.known_hosts}"])
+
+    def upgraded_setup() -> subprocess.CompletedProcess:
+        return subprocess.run([command("engine-setup"), "--root", str(engine_root), "--accept-defaults",
+                               f"--otopi-environment={env}"], capture_output=True, text=True, timeout=600,
+                              cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tree)})
+
+    def running_version() -> str | None:
+        return service.UnitState("active", 0, machine.show(UNIT, "StatusText")).version
+
+    pid = machine.show(UNIT, "MainPID")
+    assert running_version() not in (None, version)
+    size, done = across_a_session(engine_root, machine, upgraded_setup)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Install the proxy into its virtualenv: changed" in done.stdout
+    assert "Hand the proxy over to the new version (open consoles stay): changed" in done.stdout
+    assert "Restart the proxy" not in done.stdout, "the hand-over fell back to a restart"
+    assert size == (320, 240), "the console opened before the hand-over was closed"
+    assert machine.show(UNIT, "MainPID") != pid
+    assert running_version() == version
+    assert console(engine_root, machine, "127.0.0.1") == (320, 240)
+    new_pid = machine.show(UNIT, "MainPID")
+    again = upgraded_setup()
+    assert again.returncode == 0 and ": changed" not in again.stdout, again.stdout
+    assert machine.show(UNIT, "MainPID") == new_pid
+    back = engine_setup(engine_root, machines)  # the engine's own version again (later tests expect it)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "Hand the proxy over to the new version (open consoles stay): changed" in back.stdout
+    assert running_version() == service.installed_version()
+
+
 def test_rerun_changes_nothing_a_low_port_moves_the_opening_and_cleanup_removes_it(deployed):
     engine_root, machines = deployed
     machine = machines.hosts[0]
@@ -251,6 +334,8 @@ def test_rerun_changes_nothing_a_low_port_moves_the_opening_and_cleanup_removes_
     low = 443
     moved = engine_setup(engine_root, machines, f"OVESETUP_CONFIG/websocketProxyPort=int:{low}")
     assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert "Restart the proxy (its port changed, or it cannot hand over; open consoles are closed): changed" \
+        in moved.stdout
     assert machine.show(UNIT, "MainPID") != pid
     # below 1024: CAP_NET_BIND_SERVICE, ambient, and nothing more
     assert machine.show(UNIT, "AmbientCapabilities") == "cap_net_bind_service"
