@@ -5,6 +5,7 @@ A bad value raises `ConfigError` naming the key; unknown keys are returned as wa
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -30,8 +31,10 @@ OUR_KEYS = frozenset({
     "TICKET_CLOCK_SKEW", "ALLOWED_TARGETS", "ALLOWED_TARGET_PORTS", "ALLOWED_ORIGINS",
     "CONSOLE_PARENT_ORIGINS", "NOVNC_DIR", "MAX_SESSIONS", "IDLE_TIMEOUT", "METRICS",
     "MAX_FRAME_SIZE", "MAX_SESSION_BUFFER", "HANDSHAKE_TIMEOUT", "MAX_HANDSHAKES",
-    "VNC_TLS_CA", "VNC_TLS_VERIFY_NAME", "VNC_TLS_CLIENT_CERT", "VNC_TLS_CLIENT_KEY",
+    "VNC_TLS_CA", "VNC_TLS_VERIFY_NAME", "VNC_TLS_CLIENT_CERT", "VNC_TLS_CLIENT_KEY", "WORKERS", "DRAIN_TIMEOUT",
 })
+MAX_WORKERS = 64
+AUTO_WORKERS = 4  # `auto`: the cores this process may run on, at most this many
 KNOWN_KEYS = OVIRT_KEYS | OUR_KEYS
 TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -76,6 +79,8 @@ class ProxyConfig:
     vnc_tls_verify_name: bool
     vnc_tls_client_cert: Path | None
     vnc_tls_client_key: Path | None
+    workers: int
+    drain_timeout: float
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -237,6 +242,12 @@ def _novnc(raw: dict[str, str], root: Root) -> Path | None:
     return None
 
 
+def _workers(raw: dict[str, str]) -> int:
+    if raw.get("WORKERS", "").strip().lower() in ("auto", ""):
+        return max(1, min(AUTO_WORKERS, len(os.sched_getaffinity(0))))
+    return _int(raw, "WORKERS", 1, MAX_WORKERS)
+
+
 def from_values(raw: dict[str, str], root: Root | None = None) -> ProxyConfig:
     """Check parsed `KEY=value` pairs and build the typed configuration."""
     root = root or Root()
@@ -306,6 +317,8 @@ def from_values(raw: dict[str, str], root: Root | None = None) -> ProxyConfig:
         vnc_tls_verify_name=_bool(raw, "VNC_TLS_VERIFY_NAME", empty=True),
         vnc_tls_client_cert=client_cert,
         vnc_tls_client_key=client_key,
+        workers=_workers(raw),
+        drain_timeout=float(_int(raw, "DRAIN_TIMEOUT", 0, 30 * 86400)),
         warnings=warnings,
     )
     config.ssl_context()  # load the key pairs now, so a bad one stops start-up naming its key

@@ -1,14 +1,15 @@
-"""`ovirt-websocket-proxy [--root DIR] [--debug] [--background --pidfile F] [--systemd=notify] [start]`."""
+"""`ovirt-websocket-proxy [--root DIR] [--debug] [--background --pidfile F] [--systemd=notify] [start]`.
+
+Signals: SIGHUP reloads, SIGTERM stops, SIGUSR2 hands over to the installed version (README).
+"""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import logging.handlers
 import os
 import resource
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -16,12 +17,10 @@ from ovcommon.errors import entry
 from ovcommon.paths import Root
 from wsproxy import config as configuration
 from wsproxy.config import ConfigError
-from wsproxy.server import Proxy, bind
+from wsproxy.supervisor import HANDLED_SIGNALS, State, Supervisor, write_pidfile
 
 log = logging.getLogger("wsproxy")
 PROG = "ovirt-websocket-proxy"
-HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
-STATUS_INTERVAL = 2.0  # seconds between STATUS= updates (and at least this often, watchdog pings)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,21 +35,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def sd_notify(message: str) -> None:
-    """Send a state line to systemd's NOTIFY_SOCKET, if there is one."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.connect(address)
-            sock.sendall(message.encode())
-    except OSError as exc:
-        log.warning("cannot notify systemd: %s", exc)
-
-
 def setup_logging(debug: bool, background: bool) -> None:
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if debug else logging.INFO)
@@ -60,12 +44,12 @@ def setup_logging(debug: bool, background: bool) -> None:
         handler.setFormatter(logging.Formatter(f"{PROG}[%(process)d]: %(levelname)s %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"))
     root.handlers[:] = [handler]
 
 
-def daemonize(pidfile: Path | None) -> None:
-    """Classic double fork; the grandchild writes the pidfile."""
+def daemonize() -> None:
+    """Classic double fork; the grandchild goes on."""
     if os.fork():
         os._exit(0)
     os.setsid()
@@ -75,15 +59,6 @@ def daemonize(pidfile: Path | None) -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    if pidfile is not None:
-        write_pidfile(pidfile)
-
-
-def write_pidfile(pidfile: Path) -> None:
-    """Atomically, so a reader never sees it empty."""
-    partial = pidfile.with_name(f".{pidfile.name}.{os.getpid()}")
-    partial.write_text(f"{os.getpid()}\n")
-    os.replace(partial, pidfile)
 
 
 def raise_file_limit() -> None:
@@ -96,76 +71,15 @@ def raise_file_limit() -> None:
             log.warning("cannot raise the open file limit from %d: %s", soft, exc)
 
 
-def watchdog_interval() -> float | None:
-    """How often to tell systemd we are alive: half its WatchdogSec=, when it watches this process."""
-    usec, pid = os.environ.get("WATCHDOG_USEC", ""), os.environ.get("WATCHDOG_PID", "")
-    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
-        return None
-    return int(usec) / 2e6
-
-
-def status_line(proxy: Proxy) -> str:
-    """What `systemctl status` shows next to "Status:"."""
-    count = len(proxy.sessions)
-    return f"Listening on port {proxy.port}; {count} open session{'' if count == 1 else 's'}"
-
-
-def heartbeat(loop: asyncio.AbstractEventLoop, proxy: Proxy, interval: float, watchdog: bool,
-              last_status: str = "") -> None:
-    """Run by the event loop itself, so a hung loop stops the pings and systemd restarts the proxy."""
-    status = status_line(proxy)
-    lines = (["WATCHDOG=1"] if watchdog else []) + ([f"STATUS={status}"] if status != last_status else [])
-    if lines:
-        sd_notify("\n".join(lines))
-    loop.call_later(interval, heartbeat, loop, proxy, interval, watchdog, status)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed (unless WSPROXY_LOOP=asyncio), else asyncio's own loop."""
-    if os.environ.get("WSPROXY_LOOP", "uvloop") == "uvloop":
-        try:
-            import uvloop
-            return uvloop.new_event_loop()
-        except ImportError:
-            pass
-    return asyncio.new_event_loop()
-
-
-async def serve(proxy: Proxy, notify: bool) -> None:
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-
-    def reload() -> None:
-        if notify:
-            sd_notify("RELOADING=1")
-        proxy.reload()
-        if notify:
-            sd_notify("READY=1")
-
-    loop.add_signal_handler(signal.SIGHUP, reload)
-    loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    loop.add_signal_handler(signal.SIGINT, stopping.set)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # deliver what arrived during start-up
-    proxy.start()
-    if notify:
-        status = status_line(proxy)
-        sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS={status}")
-        interval = watchdog_interval()
-        loop.call_later(0, heartbeat, loop, proxy, min(interval or STATUS_INTERVAL, STATUS_INTERVAL),
-                        interval is not None, status)
-    await stopping.wait()
-    if notify:
-        sd_notify("STOPPING=1")
-    await proxy.stop()
-
-
 @entry(PROG)
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    # The port is bound before the loop handles signals: hold them until it does, so an early
+    # The port is bound before the supervisor handles signals: hold them until it does, so an early
     # SIGTERM still closes cleanly (and removes the pidfile).
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
-    setup_logging(args.debug, False)
+    state = State.inherited()  # set when a predecessor hands over to this process
+    setup_logging(args.debug, args.background and state is not None)
     raise_file_limit()
     root = Root(args.root)
     try:
@@ -174,24 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         config = configuration.load(root)
         for warning in config.warnings:
             log.warning("%s", warning)
-        listeners = bind(config.host, config.port)
-        proxy = Proxy(config, root, listeners)
+        state = state or State.fresh(config)
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
-    if args.background:
-        daemonize(args.pidfile)
+    fresh = state.handover is None
+    if args.background and fresh:
+        daemonize()
         setup_logging(args.debug, True)
-    elif args.pidfile is not None:
+    if args.pidfile is not None and fresh:
         write_pidfile(args.pidfile)
-    loop = new_event_loop()
-    try:
-        loop.run_until_complete(serve(proxy, args.systemd == "notify"))
-    finally:
-        loop.close()
-        if args.pidfile is not None:
-            args.pidfile.unlink(missing_ok=True)
-    return 0
+    return Supervisor(config, root, state, argv, args.systemd == "notify", args.pidfile).run()
 
 
 if __name__ == "__main__":

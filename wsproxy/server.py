@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import errno
 import ipaddress
 import itertools
@@ -11,6 +10,7 @@ import socket
 import ssl
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from websockets.datastructures import MultipleValuesError
@@ -18,10 +18,13 @@ from websockets.exceptions import HeaderLineTooLong, NegotiationError, RequestLi
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
+from ovcommon import VERSION
 from ovcommon.paths import Root
 from ovcommon.ticket import TicketError, Verifier
+from wsproxy import board as counters
 from wsproxy import config as configuration
 from wsproxy import vencrypt, web
+from wsproxy.board import Board
 from wsproxy.config import ConfigError, ProxyConfig
 from wsproxy.netio import connect, recv_some, send_all, tls_handshake, wait_fd
 from wsproxy.relay import Session
@@ -140,19 +143,17 @@ def bind(host: str | None, port: int) -> list[socket.socket]:
 
 
 class Proxy:
-    """Everything the daemon serves, with its live configuration."""
+    """What one worker serves, with its live configuration; counters go to its row of the shared board."""
 
-    def __init__(self, config: ProxyConfig, root: Root | None = None,
-                 listeners: list[socket.socket] | None = None) -> None:
-        self.root = root or Root()
-        self.listeners = listeners if listeners is not None else bind(config.host, config.port)
-        self.replay = ReplayCache()
+    def __init__(self, config: ProxyConfig, root: Root, listeners: list[socket.socket], board: Board,
+                 row: int, replay_dir: Path, main_pid: int) -> None:
+        self.root = root
+        self.listeners = listeners
+        self.replay = ReplayCache(replay_dir)
         self.sessions: set[Session] = set()
-        self.refused: collections.Counter[str] = collections.Counter()
-        self.sessions_total = 0
-        self.bytes_to_target = 0
-        self.bytes_to_client = 0
-        self._ids = itertools.count(1)
+        self.board, self.main_pid = board, main_pid
+        self._row = board.row(row)
+        self._ids = itertools.count(row + 1, board.rows)  # session numbers unique across workers
         self._tasks: set[asyncio.Task] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -167,6 +168,28 @@ class Proxy:
     @property
     def port(self) -> int:
         return self.listeners[0].getsockname()[1]
+
+    @property
+    def handshake_limit(self) -> int:
+        """This worker's share of MAX_HANDSHAKES (a bound on the whole proxy's memory)."""
+        return -(-self.config.max_handshakes // self.config.workers)
+
+    # This worker's byte counts (`+=` by the sessions), kept in its own row of the board.
+    @property
+    def bytes_to_target(self) -> int:
+        return self._row.get(counters.TO_TARGET)
+
+    @bytes_to_target.setter
+    def bytes_to_target(self, value: int) -> None:
+        self._row.set(counters.TO_TARGET, value)
+
+    @property
+    def bytes_to_client(self) -> int:
+        return self._row.get(counters.TO_CLIENT)
+
+    @bytes_to_client.setter
+    def bytes_to_client(self, value: int) -> None:
+        self._row.set(counters.TO_CLIENT, value)
 
     def apply(self, config: ProxyConfig) -> None:
         """Switch to `config`: all of it, or (ConfigError) none of it."""
@@ -203,7 +226,7 @@ class Proxy:
     def _resume_accepting(self) -> None:
         """Listen again, unless out of descriptors a moment ago or MAX_HANDSHAKES are in progress."""
         assert self._loop is not None
-        if self._accepting or self._handshakes >= self.config.max_handshakes:
+        if self._accepting or self._handshakes >= self.handshake_limit:
             return
         wait = self._paused_until - time.monotonic()
         if wait > 0:
@@ -230,7 +253,7 @@ class Proxy:
         self._pause_accepting()
         self._resume_accepting()
 
-    async def stop(self) -> None:
+    async def stop(self, reason: str = "proxy shutting down") -> None:
         """Stop accepting, close every session with 1001 going away."""
         self._stop_listening(self.listeners)
         for timer in (self._sweeper, self._resume_timer):
@@ -239,28 +262,32 @@ class Proxy:
         for task in list(self._tasks):
             task.cancel()
         for session in list(self.sessions):
-            session.close(1001, "proxy shutting down")
+            session.close(1001, reason)
         await asyncio.sleep(0.1)
         log.info("stopped")
 
     def reload(self) -> None:
-        """SIGHUP: re-read config and certificates; sessions stay; a changed address rebinds."""
+        """SIGHUP: re-read config and certificates; sessions stay. The listening address is the
+        supervisor's: when it changes, new workers take the new port and this one drains."""
         try:
             new = configuration.load(self.root)
-            for warning in new.warnings:
-                log.warning("%s", warning)
-            if (new.host, new.port) != (self.config.host, self.config.port):
-                listeners = bind(new.host, new.port)
-                self._stop_listening(self.listeners)
-                self.listeners = listeners
-                self.apply(new)
-                self.start()
-            else:
-                self.apply(new)
+            self.apply(new)
         except ConfigError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
         log.info("configuration reloaded")
+
+    async def drain(self) -> None:
+        """Stop accepting (a successor serves the port now); keep the open sessions until they end or
+        DRAIN_TIMEOUT passes, then close what is left with 1001."""
+        self._stop_listening(self.listeners)
+        deadline = time.monotonic() + self.config.drain_timeout
+        log.info("draining %d open sessions (at most %.0fs)", len(self.sessions), self.config.drain_timeout)
+        while (self.sessions or self._tasks) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        if self.sessions:
+            log.info("drain time over: closing %d sessions", len(self.sessions))
+        await self.stop("proxy upgraded")
 
     def _schedule_sweep(self) -> None:
         assert self._loop is not None
@@ -278,12 +305,13 @@ class Proxy:
 
     def session_ended(self, session: Session) -> None:
         self.sessions.discard(session)
+        self._row.set(counters.OPEN, len(self.sessions))
 
     # --- connections ---
     def _accept(self, listener: socket.socket) -> None:
         assert self._loop is not None
         for _ in range(64):
-            if self._handshakes >= self.config.max_handshakes:
+            if self._handshakes >= self.handshake_limit:
                 self._pause_accepting()  # resumed when a handshake ends
                 return
             try:
@@ -310,7 +338,7 @@ class Proxy:
 
     def _handshake_ended(self) -> None:
         self._handshakes -= 1
-        if not self._accepting and self._loop is not None and self.listeners and self.listeners[0].fileno() >= 0:
+        if not self._accepting and self._loop is not None and self.listeners[0].fileno() >= 0:
             self._resume_accepting()
 
     async def _handle(self, sock: socket.socket, peer: str) -> None:
@@ -359,7 +387,7 @@ class Proxy:
     async def _refuse(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, peer: str,
                       refusal: Refused) -> None:
         """Count, log one line (attacker text capped), answer the HTTP error, close."""
-        self.refused[refusal.reason] += 1
+        self._row.refused(refusal.reason)
         log.warning("refused %s (%s) from %s", refusal.reason, loggable(refusal.detail or str(refusal.status)), peer)
         try:
             await asyncio.wait_for(send_all(loop, sock, web.response(refusal.status, headers=refusal.headers)), 2)
@@ -430,7 +458,7 @@ class Proxy:
         response = ws.accept(request)
         if response.status_code != 101:
             raise Refused(response.status_code, "bad-handshake", str(ws.handshake_exc or response.reason_phrase))
-        if len(self.sessions) >= config.max_sessions:
+        if self.board.total(counters.OPEN) >= config.max_sessions:
             raise Refused(503, "busy", f"MAX_SESSIONS={config.max_sessions} reached")
         tls = isinstance(sock, ssl.SSLSocket)
         origin = header(request, "Origin")
@@ -471,7 +499,8 @@ class Proxy:
         session = Session(self, ident, peer, label, ws, sock, server, response.headers.get("Sec-WebSocket-Protocol"),
                           swallow, prefix)
         self.sessions.add(session)
-        self.sessions_total += 1
+        self._row.set(counters.OPEN, len(self.sessions))
+        self._row.add(counters.TOTAL)
         log.info("session %d start: peer %s target %s subprotocol %s", ident, peer, label,
                  response.headers.get("Sec-WebSocket-Protocol", "none"))
         return session
@@ -487,11 +516,16 @@ class Proxy:
         raise Refused(502, "target-unreachable", f"{host}:{port}: {error}")
 
     def metrics(self) -> bytes:
-        refused = {f'{{reason="{reason}"}}': float(n) for reason, n in sorted(self.refused.items())}
+        """Totals over every worker of this generation."""
+        board = self.board
+        refused = {f'{{reason="{reason}"}}': float(n) for reason, n in sorted(board.refusals().items())}
         return web.metrics_text(
-            {"wsproxy_sessions_open": ("Console sessions relaying now.", float(len(self.sessions)))},
-            {"wsproxy_sessions_total": ("Console sessions opened.", {"": float(self.sessions_total)}),
+            {"wsproxy_sessions_open": ("Console sessions relaying now.", {"": float(board.total(counters.OPEN))}),
+             "wsproxy_workers": ("Worker processes serving the port.", {"": float(self.config.workers)}),
+             "wsproxy_build_info": ("The running version and its main process.",
+                                    {f'{{version="{VERSION}",pid="{self.main_pid}"}}': 1.0})},
+            {"wsproxy_sessions_total": ("Console sessions opened.", {"": float(board.total(counters.TOTAL))}),
              "wsproxy_refused_total": ("Requests refused before the upgrade, by reason.", refused or {"": 0.0}),
              "wsproxy_bytes_total": ("Bytes relayed, by direction.", {
-                 '{direction="client_to_target"}': float(self.bytes_to_target),
-                 '{direction="target_to_client"}': float(self.bytes_to_client)})})
+                 '{direction="client_to_target"}': float(board.total(counters.TO_TARGET)),
+                 '{direction="target_to_client"}': float(board.total(counters.TO_CLIENT))})})

@@ -82,14 +82,15 @@ def console(path: str, parent_origins: tuple[str, ...], novnc_dir: Path | None) 
     return response(404)
 
 
-def metrics_text(gauges: dict[str, tuple[str, float]], counters: dict[str, tuple[str, dict[str, float]]]) -> bytes:
+Series = dict[str, tuple[str, dict[str, float]]]  # name -> (help, {labels: value})
+
+
+def metrics_text(gauges: Series, counters: Series) -> bytes:
     """Prometheus text exposition format 0.0.4."""
     out: list[str] = []
-    for name, (help_text, value) in gauges.items():
-        out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value:g}"]
-    for name, (help_text, series) in counters.items():
-        out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-        for labels, value in series.items():
-            out.append(f"{name}{labels} {value:g}")
+    for kind, family in (("gauge", gauges), ("counter", counters)):
+        for name, (help_text, series) in family.items():
+            out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+            out += [f"{name}{labels} {value:g}" for labels, value in series.items()]
     body = ("\n".join(out) + "\n").encode()
     return response(200, body, "text/plain; version=0.0.4; charset=utf-8")

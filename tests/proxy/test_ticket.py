@@ -153,19 +153,25 @@ def test_not_yet_valid_within_skew_is_accepted(pki, verifier):
     assert verifier.verify(forge(pki.engine, fields(start=NOW + 4)))
 
 
-def test_replayed(pki, verifier):
-    cache = ReplayCache(clock())
+def test_replayed(pki, verifier, tmp_path):
+    cache = ReplayCache(tmp_path, clock())
     ticket = tk.sign(tk.encode_data("127.0.0.1", 5900, False), pki.engine.key, pki.engine.cert, now=NOW)
     cache.use(verifier.verify(ticket))
     with pytest.raises(TicketError) as info:
         cache.use(verifier.verify(ticket))
     assert info.value.reason == "replayed"
+    # another process sees the same directory:
+    with pytest.raises(TicketError):
+        ReplayCache(tmp_path, clock()).use(verifier.verify(ticket))
 
 
-def test_replay_memory_forgets_expired_tickets(pki, verifier):
+def test_replay_memory_forgets_expired_tickets(pki, verifier, tmp_path):
     now = [NOW]
-    cache = ReplayCache(lambda: now[0])
+    (tmp_path / "used").mkdir()
+    cache = ReplayCache(tmp_path / "used", lambda: now[0])
     cache.use(verifier.verify(tk.sign(tk.encode_data("h", 1, False), pki.engine.key, pki.engine.cert, now=NOW)))
+    cache.purge()
+    assert len(cache) == 1  # still valid: remembered
     now[0] += 200
     cache.purge()
     assert len(cache) == 0

@@ -60,6 +60,19 @@ def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 
     raise TimeoutError(f"nothing listens on port {port}")
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (the proxy's supervisor, then its workers)."""
+    out, todo = [], [pid]
+    while todo:
+        each = todo.pop(0)
+        out.append(each)
+        try:
+            todo += [int(child) for child in Path(f"/proc/{each}/task/{each}/children").read_text().split()]
+        except FileNotFoundError:
+            pass
+    return out
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
