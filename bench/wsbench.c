@@ -680,7 +680,7 @@ typedef struct {
     pthread_t thread;
     int index, open, failed;
     long long bytes, at_mark; /* payload bytes echoed back and checked; the count at the last mark */
-    double last, max_gap, max_gap_after_mark, mark_time;
+    double last, max_gap, max_gap_before_mark, max_gap_after_mark, mark_time;
     char err[ERR_LEN];
 } held_t;
 
@@ -781,6 +781,7 @@ static void hold(void) {
             mark = now();
             for (int i = 0; i < opt.count; i++) {
                 held[i].at_mark = held[i].bytes;
+                held[i].max_gap_before_mark = held[i].max_gap;
                 held[i].mark_time = mark;
                 held[i].max_gap_after_mark = 0;
             }
@@ -794,7 +795,7 @@ static void hold(void) {
     pthread_mutex_lock(&held_lock);
     /* a session that stopped flowing since the mark but has not failed yet is a stall, and counted */
     long long min_after = -1, total = 0;
-    double max_gap = 0, max_gap_after = 0, stalled_for = 0;
+    double max_gap = 0, max_gap_before = 0, max_gap_after = 0, stalled_for = 0;
     for (int i = 0; i < opt.count; i++) {
         held_t *h = &held[i];
         if (!h->failed && stopped - h->last > stalled_for)
@@ -816,20 +817,23 @@ static void hold(void) {
             min_after = after;
         if (h->max_gap > max_gap)
             max_gap = h->max_gap;
+        if (h->max_gap_before_mark > max_gap_before)
+            max_gap_before = h->max_gap_before_mark;
         if (h->max_gap_after_mark > max_gap_after)
             max_gap_after = h->max_gap_after_mark;
     }
     if (stalled_for > max_gap_after)
         max_gap_after = stalled_for;
     printf("result mode=hold sessions=%d failed=%d bytes=%lld min_bytes_after_mark=%lld max_gap_ms=%.1f "
-           "max_gap_after_mark_ms=%.1f closed_s=%.3f\n", opt.count, held_failed, total, min_after,
-           max_gap * 1e3, max_gap_after * 1e3, now() - stopped);
+           "max_gap_before_mark_ms=%.1f max_gap_after_mark_ms=%.1f closed_s=%.3f\n", opt.count, held_failed, total,
+           min_after, max_gap * 1e3, max_gap_before * 1e3, max_gap_after * 1e3, now() - stopped);
 }
 
 /* ---- rate: new connections at a steady rate */
 static int rate_active, rate_ok, rate_failed, rate_reported;
-static double *rate_times;
-static int rate_times_n;
+static double *rate_times, *rate_after; /* how long each served connection took, started before/after the mark */
+static int rate_times_n, rate_after_n;
+static double rate_mark; /* when "mark" arrived, 0 before */
 static char rate_pid[32] = "";
 static pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread char rate_err[ERR_LEN];
@@ -840,7 +844,10 @@ static void rate_done(int ok) {
     pthread_mutex_lock(&rate_lock);
     if (ok) {
         rate_ok++;
-        rate_times[rate_times_n++] = t;
+        if (rate_mark > 0 && rate_t0 >= rate_mark)
+            rate_after[rate_after_n++] = t;
+        else
+            rate_times[rate_times_n++] = t;
     } else {
         rate_failed++;
         if (rate_reported++ < 10)
@@ -897,11 +904,13 @@ static void *rate_worker(void *arg) {
 
 /* New connections at --rate per second, each on its own thread, until "stop" on stdin: every
    --metrics-every'th a GET /metrics (see metrics_probe), the others a console session that gets the
-   target's greeting and closes. The result: started, served, failed (each failure one line on stderr,
-   the first ten), and the time to be served, p50/p99/max. */
+   target's greeting and closes; "mark" on stdin splits the times (prints "marked"). The result: started,
+   served, failed (each failure one line on stderr, the first ten), and the time to be served, p50/p99/max,
+   of those started before the mark and of those after. */
 static void rate(void) {
     long started = 0, budget = 1L << 20;
     rate_times = calloc((size_t)budget, sizeof *rate_times);
+    rate_after = calloc((size_t)budget, sizeof *rate_after);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -916,6 +925,13 @@ static void rate(void) {
             read_command(line, sizeof line);
             if (!strcmp(line, "stop"))
                 break;
+            if (!strcmp(line, "mark")) {
+                pthread_mutex_lock(&rate_lock);
+                rate_mark = now();
+                pthread_mutex_unlock(&rate_lock);
+                printf("marked\n");
+                fflush(stdout);
+            }
             continue;
         }
         if (now() < next)
@@ -946,12 +962,15 @@ static void rate(void) {
         usleep(10 * 1000);
     }
     pthread_mutex_lock(&rate_lock);
-    int n = rate_times_n;
+    int n = rate_times_n, m = rate_after_n;
     qsort(rate_times, (size_t)n, sizeof *rate_times, by_value);
+    qsort(rate_after, (size_t)m, sizeof *rate_after, by_value);
     printf("result mode=rate started=%ld ok=%d failed=%d unfinished=%d exhausted=%d p50_ms=%.2f p99_ms=%.2f "
-           "max_ms=%.2f\n", started, rate_ok, rate_failed, rate_active, exhausted,
-           n ? pct(rate_times, n, .5) * 1e3 : -1.0, n ? pct(rate_times, n, .99) * 1e3 : -1.0,
-           n ? rate_times[n - 1] * 1e3 : -1.0);
+           "max_ms=%.2f after_mark=%d after_p50_ms=%.2f after_p99_ms=%.2f after_max_ms=%.2f\n", started, rate_ok,
+           rate_failed, rate_active, exhausted, n ? pct(rate_times, n, .5) * 1e3 : -1.0,
+           n ? pct(rate_times, n, .99) * 1e3 : -1.0, n ? rate_times[n - 1] * 1e3 : -1.0, m,
+           m ? pct(rate_after, m, .5) * 1e3 : -1.0, m ? pct(rate_after, m, .99) * 1e3 : -1.0,
+           m ? rate_after[m - 1] * 1e3 : -1.0);
     fflush(stdout);
     pthread_mutex_unlock(&rate_lock);
 }
