@@ -212,7 +212,7 @@ class Proxy:
 
     def _stop_listening(self, listeners: list[socket.socket]) -> None:
         for sock in listeners:
-            if self._loop is not None:
+            if self._loop is not None and sock.fileno() >= 0:
                 self._loop.remove_reader(sock.fileno())
             sock.close()
         self._accepting = False

@@ -374,8 +374,10 @@ class Supervisor:
         for worker in self.workers.values():
             if worker.beats >= 0:
                 os.close(worker.beats)
-        if self.state.handover is not None:
-            self.state.handover.close()
+        for channel in (self.state.handover, self.successor[1] if self.successor else None):
+            if channel is not None:
+                channel.close()
+        os.set_blocking(beats, False)
         main_pid = os.getppid()
         proxy = Proxy(self.config, self.root, self.state.listeners, self.board, row, self.state.state_dir, main_pid)
         loop = new_event_loop()
@@ -551,6 +553,8 @@ async def serve_worker(proxy: Proxy, beats: int) -> None:
     def beat(message: bytes = b".") -> None:
         try:
             os.write(beats, message)
+        except BlockingIOError:  # the supervisor is stopped (SIGSTOP): it misses a beat, no more
+            pass
         except OSError:  # the supervisor is gone
             end("stop")
             return
@@ -562,6 +566,6 @@ async def serve_worker(proxy: Proxy, beats: int) -> None:
         ending = loop.create_future()
         done, _ = await asyncio.wait({drain, ending}, return_when=asyncio.FIRST_COMPLETED)
         if drain in done:
-            return
+            return drain.result()
         drain.cancel()
     await proxy.stop()

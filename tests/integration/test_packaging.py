@@ -5,15 +5,22 @@ configuration) and a wheel directory the admin prepared beforehand with `pip dow
 """
 from __future__ import annotations
 
+import asyncio
 import os
+import re
+import shutil
 import signal
+import ssl
 import subprocess
 import sys
+import time
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.conftest import ENGINE_ENV
 from tests.integration.deploy.conftest import (
@@ -21,8 +28,9 @@ from tests.integration.deploy.conftest import (
     wait_in_namespace,
 )
 from tests.integration.deploy.test_deploy import handshake
-from tests.integration.proxy.conftest import VNC_PASSWORD
+from tests.integration.proxy.conftest import VNC_PASSWORD, free_port, process_tree, wait_port, write_override
 from tests.integration.proxy.rfb import console_login
+from tests.integration.proxy.test_workers import Echo, echoes, pid_alive
 
 pytestmark = pytest.mark.integration
 SOURCE = Path(__file__).resolve().parents[2]
@@ -153,3 +161,85 @@ def test_remote_mode_from_the_wheel_with_no_index_then_a_rerun_and_cleanup(insta
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert f"WebSocket Proxy removed from {host.fqdn}" in cleanup.stdout
     assert host.ssh(hosts, "ls /opt/ovirt-websocket-proxy").stdout.split() == []
+
+
+def newer_wheel(top: Path) -> Path:
+    """This source with its version bumped, built: what an upgrade installs."""
+    tree = top / "next"
+    shutil.copytree(SOURCE, tree, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__",
+                                                                ".hypothesis", ".pytest_cache", ".ruff_cache"))
+    setup_py = tree / "setup.py"
+    setup_py.write_text(re.sub(r'version="[^"]+"', 'version="99.0.0"', setup_py.read_text()))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(top / "next-dist"), str(tree)],
+                   check=True, capture_output=True, cwd=top)
+    return next((top / "next-dist").glob("*.whl"))
+
+
+def test_the_installed_proxy_hands_over_to_a_newly_installed_version(installed, tmp_path):
+    """pip installs a new version under a running proxy; SIGUSR2 starts it: the new version answers new
+    connections, the console opened before keeps relaying until it ends, then the old processes exit."""
+    root = tmp_path / "root"
+    assert installed.run("engine-setup", "--root", str(root), "--accept-defaults",
+                         f"--otopi-environment={ENGINE_ENV}", cwd=tmp_path).returncode == 0
+    port = free_port()
+    write_override(root, f"PROXY_PORT={port}\nWORKERS=2\n", "30-test.conf")
+    pidfile, log = tmp_path / "proxy.pid", tmp_path / "proxy.log"
+    proc = subprocess.Popen([str(installed.venv / "bin/ovirt-websocket-proxy"), "--root", str(root), "--pidfile",
+                             str(pidfile)], stderr=log.open("wb"), cwd=tmp_path)
+    echo = Echo()
+    ctx = ssl.create_default_context(cafile=str(root / "etc/pki/ovirt-engine/ca.pem"))
+
+    def ticket() -> str:
+        made = installed.run("engine-console-ticket", "--root", str(root), "--host", "127.0.0.1", "--port",
+                             str(echo.port), cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+        return f"wss://127.0.0.1:{port}/{made.stdout.strip()}"
+
+    def version_and_pid() -> tuple[str, int]:
+        request = urllib.request.Request(f"https://127.0.0.1:{port}/metrics")
+        ctx_no_name = ssl.create_default_context(cafile=str(root / "etc/pki/ovirt-engine/ca.pem"))
+        ctx_no_name.check_hostname = False
+        with urllib.request.urlopen(request, context=ctx_no_name, timeout=10) as answer:
+            text = answer.read().decode()
+        version, pid = re.search(r'wsproxy_build_info\{version="([^"]+)",pid="(\d+)"\}', text).groups()
+        return version, int(pid)
+
+    async def run() -> None:
+        before = await connect(ticket(), ssl=ctx, server_hostname="engine.example.test", subprotocols=["binary"])
+        await echoes(before, b"opened by the old version")
+        assert version_and_pid() == ("0.1.0", proc.pid)
+        wheel = newer_wheel(tmp_path)
+        subprocess.run([installed.venv / "bin/pip", "install", "-q", "--no-deps", str(wheel)], check=True,
+                       capture_output=True, cwd=tmp_path)
+        proc.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 30
+        while int(pidfile.read_text()) == proc.pid:
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            await asyncio.sleep(0.1)
+        new = int(pidfile.read_text())
+        assert version_and_pid() == ("99.0.0", new)
+        async with connect(ticket(), ssl=ctx, server_hostname="engine.example.test", subprotocols=["binary"]) as ws:
+            await echoes(ws, b"opened by the new version")
+        await echoes(before, b"still relayed by the old one")
+        assert proc.poll() is None
+        await before.close()
+        await asyncio.to_thread(proc.wait, 15)
+        assert "hand-over: old process" in log.read_text()
+        os.kill(new, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while pid_alive(new):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+
+    try:
+        wait_port(port, proc)
+        asyncio.run(run())
+    finally:
+        for main in {proc.pid, *([int(pidfile.read_text())] if pidfile.exists() else [])}:
+            for pid in process_tree(main):
+                if pid_alive(pid):
+                    os.kill(pid, signal.SIGTERM)
+        proc.wait(10)
+        echo.sock.close()
+        subprocess.run([installed.venv / "bin/pip", "install", "-q", "--no-deps", "--force-reinstall",
+                        str(installed.wheel)], check=True, capture_output=True, cwd=tmp_path)  # for later tests

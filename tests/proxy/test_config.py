@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
 
 import pytest
@@ -52,6 +53,13 @@ def test_vnc_side_tls_verifies_by_default(pki):
     assert ctx.verify_mode is ssl.CERT_REQUIRED and not ctx.check_hostname
 
 
+def test_workers_auto_is_the_usable_cores_at_most_four(pki):
+    assert config.load(Root(pki.root)).workers == min(4, len(os.sched_getaffinity(0)))
+    write_override(pki.root, "WORKERS=3\nDRAIN_TIMEOUT=60\n")
+    cfg = config.load(Root(pki.root))
+    assert (cfg.workers, cfg.drain_timeout) == (3, 60)
+
+
 def test_unknown_key_is_a_warning(pki):
     write_override(pki.root, "TRACE_ENABLE=False\nFROBNICATE=1\n")
     assert config.load(Root(pki.root)).warnings == ("FROBNICATE: unknown key, ignored",)
@@ -78,6 +86,9 @@ def test_unknown_key_is_a_warning(pki):
     ("HANDSHAKE_TIMEOUT=0\n", "HANDSHAKE_TIMEOUT"),
     ("MAX_HANDSHAKES=0\n", "MAX_HANDSHAKES"),
     ("SSL_CIPHERS=NOTACIPHER\n", "SSL_CIPHERS"),
+    ("WORKERS=0\n", "WORKERS"),
+    ("WORKERS=many\n", "WORKERS"),
+    ("DRAIN_TIMEOUT=soon\n", "DRAIN_TIMEOUT"),
     ("SSL_KEY=/etc/pki/ovirt-engine/ca.pem\n", "SSL_KEY"),
     ('PROXY_PORT="6100\n', "PROXY_PORT"),
     ("VNC_TLS_CA=/etc/pki/ovirt-engine/missing-ca.pem\n", "VNC_TLS_CA"),

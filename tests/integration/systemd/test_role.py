@@ -101,7 +101,7 @@ def test_remote_mode_runs_a_service_behind_an_opened_firewall(deployed):
         ["ovirt", "600"]
     assert firewall_opened(machine) == {"--permanent": True, "runtime": True}
     assert ("DNS", machine.fqdn) in handshake(engine_root, machine)["subjectAltName"]
-    assert machine.show(UNIT, "StatusText") == f"Listening on port {PORT}; 0 open sessions"
+    assert machine.show(UNIT, "StatusText").startswith(f"Listening on port {PORT}; 0 open sessions; version ")
     # Type=notify: `systemctl restart` returns only once the proxy listens
     machine.check(f"systemctl restart {UNIT} && ss -ltnH 'sport = :{PORT}' | grep -q LISTEN")
     start_xvnc(machine)
