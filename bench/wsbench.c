@@ -9,13 +9,16 @@
  * so no power-of-two buffer inside a proxy lines up with it and a stale or skipped buffer shows).
  *
  *   wsbench target                 listen on four loopback ports, print "ports source=P sink=P echo=P greet=P"
- *   wsbench down|up|rtt|connect|idle --port P [--ca FILE] [--tickets FILE] [--conns N] [--bytes N]
- *           [--count N] [--cpu-pid PID]
+ *   wsbench down|up|rtt|connect|idle|hold|rate --port P [--ca FILE] [--tickets FILE] [--conns N] [--bytes N]
+ *           [--count N] [--cpu-pid PID] [--pause 1] [--chunk N] [--interval-ms N] [--rate N] [--metrics-every N]
  *
  * The target's ports: source (reads an 8-byte big-endian count, sends that many stream bytes), sink
  * (reads a count and that many bytes, checks them, answers 'K' or 'X'), echo, greet (sends an RFB
  * greeting and waits). Without --ca the client speaks raw TCP to the port (the baseline).
  * Each client mode prints one line "result key=value ..."; any error is one line on stderr, exit 2.
+ * down/up --pause 1: print "connected" once every connection is open and wait for a line on stdin before
+ * the clock starts (the caller looks at the proxy's sockets). hold and rate run until a line "stop" (or
+ * EOF) on stdin and count a failed connection instead of stopping: see their comments.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,6 +31,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -48,9 +52,21 @@
 
 static unsigned char pattern[PERIOD + CHUNK]; /* pattern[i] == pattern[i % PERIOD] */
 
+/* Set by a thread of hold or rate: die() then records its message here and ends only that thread
+   (which holds no lock when it can fail), so one failed connection is counted, not fatal. */
+#define ERR_LEN 240
+static __thread char *soft_err;
+static __thread void (*soft_exit)(void);
+
 static void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+    if (soft_err) {
+        vsnprintf(soft_err, ERR_LEN, fmt, ap);
+        va_end(ap);
+        soft_exit();
+        pthread_exit(NULL);
+    }
     fputs("wsbench: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -148,10 +164,10 @@ static double tree_cpu(int pid) {
 
 /* ------------------------------------------------------------------ options and tickets */
 static struct {
-    int port, conns, count, cpu_pid;
+    int port, conns, count, cpu_pid, pause, chunk, interval_ms, rate, metrics_every;
     long long bytes;
     const char *ca, *tickets;
-} opt = {0, 1, 100, 0, 64LL << 20, NULL, NULL};
+} opt = {0, 1, 100, 0, 0, 1024, 20, 50, 4, 64LL << 20, NULL, NULL};
 
 static SSL_CTX *ctx;
 static char **ticket_list;
@@ -186,10 +202,10 @@ static const char *next_path(void) {
     if (!ticket_list)
         return "";
     pthread_mutex_lock(&ticket_lock);
-    if (ticket_next >= ticket_count)
-        die("more connections than tickets (%zu)", ticket_count);
-    const char *t = ticket_list[ticket_next++];
+    const char *t = ticket_next < ticket_count ? ticket_list[ticket_next++] : NULL;
     pthread_mutex_unlock(&ticket_lock);
+    if (!t)
+        die("more connections than tickets (%zu)", ticket_count);
     return t;
 }
 
@@ -427,7 +443,8 @@ static void upgrade(conn_t *c) {
     c->pos = (size_t)(end + 4 - (char *)c->buf);
 }
 
-static conn_t *open_conn(size_t cap) {
+/* TCP (and TLS) to the port, no upgrade. */
+static conn_t *open_tcp(size_t cap) {
     conn_t *c = calloc(1, sizeof *c);
     c->cap = cap;
     c->buf = malloc(cap + 1);
@@ -448,7 +465,13 @@ static conn_t *open_conn(size_t cap) {
     SSL_set1_host(c->ssl, "localhost");
     if (SSL_connect(c->ssl) != 1)
         die("TLS handshake: %s", ERR_reason_error_string(ERR_get_error()) ?: "closed");
-    upgrade(c);
+    return c;
+}
+
+static conn_t *open_conn(size_t cap) {
+    conn_t *c = open_tcp(cap);
+    if (c->ssl)
+        upgrade(c);
     return c;
 }
 
@@ -470,7 +493,7 @@ static void send_count(conn_t *c, unsigned long long count) {
 }
 
 /* ------------------------------------------------------------------ throughput */
-static pthread_barrier_t start_line;
+static pthread_barrier_t connected, start_line;
 static unsigned char *up_frame; /* the stream's first PERIOD bytes, as one masked frame (or raw) */
 static size_t up_frame_len;
 static char tls_name[128] = "none";
@@ -488,6 +511,7 @@ static void *down_worker(void *arg) {
     long long want = *(long long *)arg, off = 0;
     conn_t *c = open_conn(CHUNK);
     note_tls(c);
+    pthread_barrier_wait(&connected);
     pthread_barrier_wait(&start_line);
     send_count(c, (unsigned long long)want);
     while (off < want) {
@@ -509,6 +533,7 @@ static void *up_worker(void *arg) {
     long long want = *(long long *)arg;
     conn_t *c = open_conn(64 * 1024);
     note_tls(c);
+    pthread_barrier_wait(&connected);
     pthread_barrier_wait(&start_line);
     send_count(c, (unsigned long long)want);
     for (long long sent = 0; sent < want; sent += PERIOD)
@@ -530,9 +555,18 @@ static void throughput(int down) {
         up_frame_len = ctx ? build_frame(up_frame, pattern, PERIOD, 2) : (memcpy(up_frame, pattern, PERIOD), PERIOD);
     }
     pthread_t *threads = calloc((size_t)opt.conns, sizeof *threads);
+    pthread_barrier_init(&connected, NULL, (unsigned)opt.conns + 1);
     pthread_barrier_init(&start_line, NULL, (unsigned)opt.conns + 1);
     for (int i = 0; i < opt.conns; i++)
         pthread_create(&threads[i], NULL, down ? down_worker : up_worker, &per);
+    pthread_barrier_wait(&connected);
+    if (opt.pause) {
+        char line[16];
+        printf("connected conns=%d\n", opt.conns);
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin)) { /* EOF starts too */
+        }
+    }
     pthread_barrier_wait(&start_line);
     double peer0 = opt.cpu_pid ? tree_cpu(opt.cpu_pid) : 0, cpu0 = self_cpu(), t0 = now();
     for (int i = 0; i < opt.conns; i++)
@@ -628,6 +662,317 @@ static void idle(void) {
     for (int i = 0; i < opt.count; i++)
         close_conn(all[i]);
     printf("result mode=idle count=%d\n", opt.count);
+}
+
+/* ------------------------------------------------------------------ hold and rate (the hand-over) */
+static int stop_requested; /* set once a line "stop" (or EOF) arrived on stdin */
+
+static int stopping(void) { return __atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE); }
+
+/* The next command on stdin ("mark", "stop"); EOF reads as "stop". */
+static void read_command(char *line, size_t n) {
+    if (!fgets(line, (int)n, stdin))
+        snprintf(line, n, "stop");
+    line[strcspn(line, "\r\n")] = 0;
+}
+
+typedef struct {
+    pthread_t thread;
+    int index, open, failed;
+    long long bytes, at_mark; /* payload bytes echoed back and checked; the count at the last mark */
+    double last, max_gap, max_gap_before_mark, max_gap_after_mark, mark_time;
+    char err[ERR_LEN];
+} held_t;
+
+static held_t *held;
+static int held_open, held_failed;
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t held_cond = PTHREAD_COND_INITIALIZER;
+static __thread held_t *current_held;
+
+static void held_failure(void) {
+    held_t *h = current_held;
+    pthread_mutex_lock(&held_lock);
+    h->failed = 1;
+    if (!h->open) /* failed before it was open: the opener waits for this one too */
+        held_open++;
+    held_failed++;
+    pthread_cond_broadcast(&held_cond);
+    pthread_mutex_unlock(&held_lock);
+}
+
+/* One held session: every interval, --chunk stream bytes to the echo target and the same bytes back,
+   checked; it notes the longest time between two echoes (before and after the last mark). */
+static void *hold_worker(void *arg) {
+    held_t *h = arg;
+    current_held = h;
+    soft_err = h->err;
+    soft_exit = held_failure;
+    size_t chunk = (size_t)opt.chunk;
+    unsigned char *frame = malloc(chunk + 14);
+    conn_t *c = open_conn(chunk + 4096);
+    pthread_mutex_lock(&held_lock);
+    h->open = 1;
+    h->last = now();
+    held_open++;
+    pthread_cond_broadcast(&held_cond);
+    pthread_mutex_unlock(&held_lock);
+    long long off = 0;
+    while (!stopping()) {
+        size_t n = is_ws(c) ? build_frame(frame, pattern + off % PERIOD, chunk, 2) : chunk;
+        write_all(c, is_ws(c) ? frame : pattern + off % PERIOD, n);
+        for (size_t got = 0; got < chunk;) {
+            unsigned char *p;
+            size_t k = read_data(c, &p);
+            if (!k)
+                die("the relay closed the session after %lld bytes", off + (long long)got);
+            if (got + k > chunk)
+                die("more bytes arrived than were sent");
+            if (!matches(p, k, off + (long long)got))
+                die("the echo differs from what was sent (near offset %lld)", off + (long long)got);
+            got += k;
+        }
+        off += (long long)chunk;
+        double t = now();
+        pthread_mutex_lock(&held_lock);
+        double gap = t - h->last;
+        if (gap > h->max_gap)
+            h->max_gap = gap;
+        if (h->mark_time > 0 && t > h->mark_time && gap > h->max_gap_after_mark)
+            h->max_gap_after_mark = gap;
+        h->last = t;
+        h->bytes = off;
+        pthread_mutex_unlock(&held_lock);
+        usleep((useconds_t)opt.interval_ms * 1000);
+    }
+    close_conn(c);
+    free(frame);
+    return NULL;
+}
+
+/* Open --count sessions to the echo target, each carrying --chunk bytes every --interval-ms, print
+   "hold open=N failed=F" once all are open (or failed), then serve commands on stdin: "mark" (each
+   session's count so far; prints "marked"), "stop" (end them all). The result: sessions failed,
+   payload checked in all, the fewest bytes any one session carried since the mark, the longest gap
+   between two echoes of any session (and since the mark); every failure is one line on stderr. */
+static void hold(void) {
+    held = calloc((size_t)opt.count, sizeof *held);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (int i = 0; i < opt.count; i++) {
+        held[i].index = i;
+        if (pthread_create(&held[i].thread, &attr, hold_worker, &held[i]) != 0)
+            die("no thread for session %d", i);
+    }
+    pthread_mutex_lock(&held_lock);
+    while (held_open < opt.count)
+        pthread_cond_wait(&held_cond, &held_lock);
+    int failed = held_failed;
+    pthread_mutex_unlock(&held_lock);
+    printf("hold open=%d failed=%d\n", opt.count - failed, failed);
+    fflush(stdout);
+    char line[64];
+    double mark = 0;
+    for (;;) {
+        read_command(line, sizeof line);
+        if (!strcmp(line, "mark")) {
+            pthread_mutex_lock(&held_lock);
+            mark = now();
+            for (int i = 0; i < opt.count; i++) {
+                held[i].at_mark = held[i].bytes;
+                held[i].max_gap_before_mark = held[i].max_gap;
+                held[i].mark_time = mark;
+                held[i].max_gap_after_mark = 0;
+            }
+            pthread_mutex_unlock(&held_lock);
+            printf("marked\n");
+            fflush(stdout);
+        } else if (!strcmp(line, "stop"))
+            break;
+    }
+    double stopped = now();
+    pthread_mutex_lock(&held_lock);
+    /* a session that stopped flowing since the mark but has not failed yet is a stall, and counted */
+    long long min_after = -1, total = 0;
+    double max_gap = 0, max_gap_before = 0, max_gap_after = 0, stalled_for = 0;
+    for (int i = 0; i < opt.count; i++) {
+        held_t *h = &held[i];
+        if (!h->failed && stopped - h->last > stalled_for)
+            stalled_for = stopped - h->last;
+    }
+    pthread_mutex_unlock(&held_lock);
+    __atomic_store_n(&stop_requested, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < opt.count; i++)
+        pthread_join(held[i].thread, NULL);
+    for (int i = 0; i < opt.count; i++) {
+        held_t *h = &held[i];
+        total += h->bytes;
+        if (h->failed) {
+            fprintf(stderr, "wsbench: hold: session %d failed after %lld bytes: %s\n", i, h->bytes, h->err);
+            continue;
+        }
+        long long after = h->bytes - h->at_mark;
+        if (min_after < 0 || after < min_after)
+            min_after = after;
+        if (h->max_gap > max_gap)
+            max_gap = h->max_gap;
+        if (h->max_gap_before_mark > max_gap_before)
+            max_gap_before = h->max_gap_before_mark;
+        if (h->max_gap_after_mark > max_gap_after)
+            max_gap_after = h->max_gap_after_mark;
+    }
+    if (stalled_for > max_gap_after)
+        max_gap_after = stalled_for;
+    printf("result mode=hold sessions=%d failed=%d bytes=%lld min_bytes_after_mark=%lld max_gap_ms=%.1f "
+           "max_gap_before_mark_ms=%.1f max_gap_after_mark_ms=%.1f closed_s=%.3f\n", opt.count, held_failed, total,
+           min_after, max_gap * 1e3, max_gap_before * 1e3, max_gap_after * 1e3, now() - stopped);
+}
+
+/* ---- rate: new connections at a steady rate */
+static int rate_active, rate_ok, rate_failed, rate_reported;
+static double *rate_times, *rate_after; /* how long each served connection took, started before/after the mark */
+static int rate_times_n, rate_after_n;
+static double rate_mark; /* when "mark" arrived, 0 before */
+static char rate_pid[32] = "";
+static pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread char rate_err[ERR_LEN];
+static __thread double rate_t0;
+
+static void rate_done(int ok) {
+    double t = now() - rate_t0;
+    pthread_mutex_lock(&rate_lock);
+    if (ok) {
+        rate_ok++;
+        if (rate_mark > 0 && rate_t0 >= rate_mark)
+            rate_after[rate_after_n++] = t;
+        else
+            rate_times[rate_times_n++] = t;
+    } else {
+        rate_failed++;
+        if (rate_reported++ < 10)
+            fprintf(stderr, "wsbench: rate: a new connection failed after %.1f ms: %s\n", t * 1e3, rate_err);
+    }
+    rate_active--;
+    pthread_mutex_unlock(&rate_lock);
+}
+
+static void rate_failure(void) { rate_done(0); }
+
+/* GET /metrics on a new connection: which main process answered (wsproxy_build_info's pid label);
+   prints "pid t=<monotonic seconds> pid=<pid>" each time that changes. */
+static void metrics_probe(void) {
+    conn_t *c = open_tcp(64 * 1024);
+    char request[128];
+    int n = snprintf(request, sizeof request,
+                     "GET /metrics HTTP/1.1\r\nHost: localhost:%d\r\nConnection: close\r\n\r\n", opt.port);
+    write_all(c, request, (size_t)n);
+    while (c->len < c->cap && fill(c)) {
+    }
+    c->buf[c->len] = 0;
+    char *text = (char *)c->buf;
+    if (strncmp(text, "HTTP/1.1 200", 12) != 0)
+        die("/metrics answered %.40s", text);
+    char pid[32] = "-";
+    char *info = strstr(text, "wsproxy_build_info{");
+    char *label = info ? strstr(info, "pid=\"") : NULL;
+    if (label)
+        snprintf(pid, sizeof pid, "%.*s", (int)strcspn(label + 5, "\""), label + 5);
+    double t = now();
+    close_conn(c);
+    pthread_mutex_lock(&rate_lock);
+    if (strcmp(pid, rate_pid) != 0) {
+        snprintf(rate_pid, sizeof rate_pid, "%s", pid);
+        printf("pid t=%.6f pid=%s\n", t, pid);
+        fflush(stdout);
+    }
+    pthread_mutex_unlock(&rate_lock);
+}
+
+static void *rate_worker(void *arg) {
+    long index = (long)(intptr_t)arg;
+    rate_t0 = now();
+    soft_err = rate_err;
+    soft_exit = rate_failure;
+    if (opt.metrics_every && index % opt.metrics_every == 0)
+        metrics_probe();
+    else
+        close_conn(greeted());
+    rate_done(1);
+    return NULL;
+}
+
+/* New connections at --rate per second, each on its own thread, until "stop" on stdin: every
+   --metrics-every'th a GET /metrics (see metrics_probe), the others a console session that gets the
+   target's greeting and closes; "mark" on stdin splits the times (prints "marked"). The result: started,
+   served, failed (each failure one line on stderr, the first ten), and the time to be served, p50/p99/max,
+   of those started before the mark and of those after. */
+static void rate(void) {
+    long started = 0, budget = 1L << 20;
+    rate_times = calloc((size_t)budget, sizeof *rate_times);
+    rate_after = calloc((size_t)budget, sizeof *rate_after);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    double period = 1.0 / opt.rate, next = now();
+    int exhausted = 0;
+    for (;;) {
+        double wait = next - now();
+        struct pollfd in = {.fd = 0, .events = POLLIN};
+        if (poll(&in, 1, wait > 0 ? (int)(wait * 1e3) : 0) > 0) {
+            char line[64];
+            read_command(line, sizeof line);
+            if (!strcmp(line, "stop"))
+                break;
+            if (!strcmp(line, "mark")) {
+                pthread_mutex_lock(&rate_lock);
+                rate_mark = now();
+                pthread_mutex_unlock(&rate_lock);
+                printf("marked\n");
+                fflush(stdout);
+            }
+            continue;
+        }
+        if (now() < next)
+            continue;
+        next += period;
+        int probe = opt.metrics_every && started % opt.metrics_every == 0;
+        pthread_mutex_lock(&ticket_lock);
+        int left = ticket_list == NULL || ticket_next < ticket_count || probe;
+        pthread_mutex_unlock(&ticket_lock);
+        if (!left || started >= budget) {
+            exhausted = 1; /* stop starting, keep waiting for "stop" */
+            continue;
+        }
+        pthread_mutex_lock(&rate_lock);
+        rate_active++;
+        pthread_mutex_unlock(&rate_lock);
+        pthread_t t;
+        if (pthread_create(&t, &attr, rate_worker, (void *)(intptr_t)started) != 0)
+            die("no thread for a new connection");
+        started++;
+    }
+    for (double until = now() + 30; now() < until;) {
+        pthread_mutex_lock(&rate_lock);
+        int active = rate_active;
+        pthread_mutex_unlock(&rate_lock);
+        if (!active)
+            break;
+        usleep(10 * 1000);
+    }
+    pthread_mutex_lock(&rate_lock);
+    int n = rate_times_n, m = rate_after_n;
+    qsort(rate_times, (size_t)n, sizeof *rate_times, by_value);
+    qsort(rate_after, (size_t)m, sizeof *rate_after, by_value);
+    printf("result mode=rate started=%ld ok=%d failed=%d unfinished=%d exhausted=%d p50_ms=%.2f p99_ms=%.2f "
+           "max_ms=%.2f after_mark=%d after_p50_ms=%.2f after_p99_ms=%.2f after_max_ms=%.2f\n", started, rate_ok,
+           rate_failed, rate_active, exhausted, n ? pct(rate_times, n, .5) * 1e3 : -1.0,
+           n ? pct(rate_times, n, .99) * 1e3 : -1.0, n ? rate_times[n - 1] * 1e3 : -1.0, m,
+           m ? pct(rate_after, m, .5) * 1e3 : -1.0, m ? pct(rate_after, m, .99) * 1e3 : -1.0,
+           m ? rate_after[m - 1] * 1e3 : -1.0);
+    fflush(stdout);
+    pthread_mutex_unlock(&rate_lock);
 }
 
 /* ------------------------------------------------------------------ the target */
@@ -764,7 +1109,7 @@ static long long number(const char *name, const char *value, long long lo) {
 
 int main(int argc, char **argv) {
     if (argc < 2)
-        die("usage: wsbench target|down|up|rtt|connect|idle [options]");
+        die("usage: wsbench target|down|up|rtt|connect|idle|hold|rate [options]");
     const char *mode = argv[1];
     for (int i = 2; i < argc; i += 2) {
         if (i + 1 >= argc)
@@ -780,6 +1125,16 @@ int main(int argc, char **argv) {
             opt.bytes = number(name, v, 1);
         else if (!strcmp(name, "--cpu-pid"))
             opt.cpu_pid = (int)number(name, v, 1);
+        else if (!strcmp(name, "--pause"))
+            opt.pause = (int)number(name, v, 0);
+        else if (!strcmp(name, "--chunk"))
+            opt.chunk = (int)number(name, v, 1);
+        else if (!strcmp(name, "--interval-ms"))
+            opt.interval_ms = (int)number(name, v, 0);
+        else if (!strcmp(name, "--rate"))
+            opt.rate = (int)number(name, v, 1);
+        else if (!strcmp(name, "--metrics-every"))
+            opt.metrics_every = (int)number(name, v, 0);
         else if (!strcmp(name, "--ca"))
             opt.ca = v;
         else if (!strcmp(name, "--tickets"))
@@ -819,6 +1174,10 @@ int main(int argc, char **argv) {
         connects();
     else if (!strcmp(mode, "idle"))
         idle();
+    else if (!strcmp(mode, "hold"))
+        hold();
+    else if (!strcmp(mode, "rate"))
+        rate();
     else
         die("unknown mode %s", mode);
     return 0;

@@ -1,4 +1,5 @@
-"""scripts/bench-proxy --quick runs end to end: figures for every peer, and a byte-exact relay."""
+"""scripts/bench-proxy --quick runs end to end: figures for every peer, WORKERS=1 against WORKERS=2, the
+hand-over scenario, and a byte-exact relay. Only that the figures are printed, never what they are."""
 from __future__ import annotations
 
 import importlib.machinery
@@ -12,6 +13,8 @@ import threading
 from pathlib import Path
 
 import pytest
+
+from wsproxy.config import KNOWN_KEYS
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "bench-proxy"
 PEERS = ("raw TCP", "ovirt-websocket-proxy", "websockify", "websocat")
@@ -35,6 +38,15 @@ def test_quick_run_prints_figures_for_every_peer(cache: dict[str, str]) -> None:
                 assert re.search(rf"^\| {re.escape(peer)} \| {direction} \| {conns} \| \d+ \|", out, re.M), (peer, out)
         assert re.search(rf"^\| {re.escape(peer)} \| \d+\.\d+ \| \d+\.\d+ \|", out, re.M), (peer, out)
     assert re.search(r"^\| CPU per MiB, VNC->client, 1 conn \| \d+\.\d+x \| \d+\.\d+x \|", out, re.M), out
+    for workers in (1, 2):
+        for direction in ("VNC->client", "client->VNC"):
+            assert re.search(rf"^\| {workers} \| {direction} \| 4 \| \d+ \| \d+\.\d+ \| [\d+]+ \|", out, re.M), out
+    assert re.search(r"^\| CPU per MiB, VNC->client, 4 conn \| \d+\.\d+x \| <= 1\.1x \|", out, re.M), out
+    if "WORKERS" in KNOWN_KEYS:  # the hand-over comes with WORKERS
+        assert re.search(r"^\| new connections refused or failed \| \d+ of \d+ \|", out, re.M), out
+        assert re.search(r"^\| held sessions dropped \| \d+ of 50 \|", out, re.M), out
+        assert re.search(r"^\| signal to a new connection answered by the successor .* \| [\d.-]+ s \|", out, re.M), out
+        assert re.search(r"^\| old main process exited, after its last session closed \| ", out, re.M), out
     assert "Relay byte-exact: every byte each peer relayed was checked" in out
 
 
