@@ -28,9 +28,9 @@ from tests.integration.deploy.conftest import (
     wait_in_namespace,
 )
 from tests.integration.deploy.test_deploy import handshake
-from tests.integration.proxy.conftest import VNC_PASSWORD, free_port, process_tree, wait_port, write_override
+from tests.integration.proxy.conftest import VNC_PASSWORD, Echo, free_port, process_tree, wait_port, write_override
 from tests.integration.proxy.rfb import console_login
-from tests.integration.proxy.test_workers import Echo, echoes, pid_alive
+from tests.integration.proxy.test_workers import echoes, pid_alive
 
 pytestmark = pytest.mark.integration
 SOURCE = Path(__file__).resolve().parents[2]

@@ -5,6 +5,7 @@ Everything listens on loopback on free ports and is stopped at teardown.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -271,3 +272,36 @@ def proxy_factory(engine_root: EnginePKI, tmp_path: Path) -> Iterator:
 @pytest.fixture
 def proxy(proxy_factory) -> ProxyProcess:
     return proxy_factory()
+
+
+class Echo:
+    """A TCP target that sends back every byte it receives, one thread per connection."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn:
+            try:
+                while data := conn.recv(random.choice((1, 100, 65536, 1 << 20))):
+                    conn.sendall(data)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def echo() -> Iterator[Echo]:
+    target = Echo()
+    yield target
+    target.sock.close()

@@ -12,7 +12,6 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,39 +20,6 @@ from tests.integration.proxy.wsraw import open_upgrade
 pytestmark = pytest.mark.integration
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 MiB = 1024 * 1024
-
-
-class Echo:
-    """A TCP target that sends back every byte it receives, one thread per connection."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn: socket.socket) -> None:
-        with conn:
-            try:
-                while data := conn.recv(random.choice((1, 100, 65536, 1 << 20))):
-                    conn.sendall(data)
-            except OSError:
-                pass
-
-
-@pytest.fixture
-def echo() -> Iterator[Echo]:
-    target = Echo()
-    yield target
-    target.sock.close()
 
 
 def masked(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None, rsv: int = 0) -> bytes:

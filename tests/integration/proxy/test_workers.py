@@ -5,9 +5,7 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import ssl
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,36 +18,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.integration.proxy.conftest import ProxyProcess, process_tree, start_proxy, write_override
 
 pytestmark = pytest.mark.integration
-
-
-class Echo:
-    """A TCP server that sends back what it receives, one thread per connection."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(65536):
-                conn.sendall(data)
-
-
-@pytest.fixture
-def echo() -> Iterator[Echo]:
-    server = Echo()
-    yield server
-    server.sock.close()
 
 
 def metrics(proxy: ProxyProcess) -> str:
