@@ -143,6 +143,7 @@ class Supervisor:
         self.board = Board(config.workers * 3)  # room for a generation draining after a port change
         self.workers: dict[int, Worker] = {}
         self.main = state.handover is None  # a successor is main once its predecessor says so
+        self._successor_of_another = not self.main
         self.stopping = False
         self._kill_at = 0.0  # when stopping: workers still alive then are killed
         self._ready_said = False  # every worker listens (told systemd, or the predecessor)
@@ -237,7 +238,7 @@ class Supervisor:
                 self.state.handover.sendall(b"R")
 
     def _become_ready(self) -> None:
-        if self.pidfile is not None:
+        if self.pidfile is not None and self._successor_of_another:  # a fresh start wrote it already
             write_pidfile(self.pidfile)
         if self.notify:
             self._status = self.status_line()
