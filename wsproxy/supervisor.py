@@ -143,7 +143,6 @@ class Supervisor:
         self.board = Board(config.workers * 3)  # room for a generation draining after a port change
         self.workers: dict[int, Worker] = {}
         self.main = state.handover is None  # a successor is main once its predecessor says so
-        self._successor_of_another = not self.main
         self.stopping = False
         self._kill_at = 0.0  # when stopping: workers still alive then are killed
         self._ready_said = False  # every worker listens (told systemd, or the predecessor)
@@ -238,8 +237,6 @@ class Supervisor:
                 self.state.handover.sendall(b"R")
 
     def _become_ready(self) -> None:
-        if self.pidfile is not None and self._successor_of_another:  # a fresh start wrote it already
-            write_pidfile(self.pidfile)
         if self.notify:
             self._status = self.status_line()
             sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS={self._status}")
@@ -315,6 +312,8 @@ class Supervisor:
             sd_notify("RELOADING=1")
         try:
             new = configuration.load(self.root)
+            for warning in new.warnings:
+                log.warning("%s", warning)
             if (new.host, new.port) != (self.config.host, self.config.port):
                 self._move(new)
             else:
@@ -506,6 +505,8 @@ class Supervisor:
         self._selector.unregister(self.state.handover)
         self.state.handover.close()
         self.state.handover = None
+        if self.pidfile is not None:  # (a fresh start wrote it before forking its workers)
+            write_pidfile(self.pidfile)
         self.main = True  # (if the predecessor died before we listened, we say ready when we do)
         if self._ready_said:
             self._become_ready()
