@@ -113,18 +113,17 @@ class Session:
                 self.close(CloseCode.NORMAL_CLOSURE, "target closed")
                 return
             self.last_active = time.monotonic()
-            self.to_client += n
-            self.proxy.bytes_to_client += n
             if self.base64:
-                encoded = base64.b64encode(_down_view[_HEAD:_HEAD + n])
-                self.client.write(frames.header(frames.TEXT, len(encoded)) + encoded)
+                self._send_to_client(_down_view[_HEAD:_HEAD + n])
             else:
+                self.to_client += n
+                self.proxy.bytes_to_client += n
                 start = frames.header_into(_down, _HEAD, frames.BINARY, n)
                 self.client.write(_down_view[start:_HEAD + n])
             if not (server.tls and server.reading and server.sock.pending()):
                 return
 
-    def _send_to_client(self, data: bytes) -> None:
+    def _send_to_client(self, data: bytes | memoryview) -> None:
         self.to_client += len(data)
         self.proxy.bytes_to_client += len(data)
         if self.base64:
