@@ -4,10 +4,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 import struct
+from collections.abc import Callable
+from typing import TypeVar
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from websockets.asyncio.client import connect
+
+T = TypeVar("T")
 
 
 def vnc_auth_response(challenge: bytes, password: str) -> bytes:
@@ -53,3 +57,19 @@ def console_login(url: str, password: str, server_hostname: str, *, cafile: str 
             return await RfbClient(ws).login(password)
 
     return asyncio.run(login())
+
+
+def login_across(url: str, password: str, server_hostname: str, action: Callable[[], T], *,
+                 cafile: str | None = None, cadata: str | None = None) -> tuple[tuple[int, int], T]:
+    """Open a console up to the RFB banner, run `action` (a re-run, a reload), then log in on that same
+    connection: the console outlived what `action` did. Returns the screen size and what `action` returned."""
+    async def session() -> tuple[tuple[int, int], T]:
+        context = ssl.create_default_context(cafile=cafile, cadata=cadata)
+        async with connect(url, ssl=context, server_hostname=server_hostname, subprotocols=["binary"]) as ws:
+            client = RfbClient(ws)
+            assert await client.read(12) == b"RFB 003.008\n"
+            done = await asyncio.to_thread(action)
+            client.buffer = b"RFB 003.008\n" + client.buffer
+            return await client.login(password), done
+
+    return asyncio.run(session())

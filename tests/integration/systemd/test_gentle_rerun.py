@@ -8,9 +8,7 @@ The new version is real: a wheel of this source tree with only its version raise
 machine's virtualenv with pip, as an admin upgrading the product would."""
 from __future__ import annotations
 
-import asyncio
 import shutil
-import ssl
 import subprocess
 import sys
 import tarfile
@@ -21,12 +19,11 @@ from pathlib import Path
 
 import pytest
 from packaging.version import Version
-from websockets.asyncio.client import connect
 
 from ovsetup import service
 from ovsetup.deploy.wheelhouse import SOURCE_PARTS
 from tests.integration.proxy.conftest import VNC_PASSWORD
-from tests.integration.proxy.rfb import RfbClient
+from tests.integration.proxy.rfb import login_across
 from tests.integration.systemd.conftest import Machine
 from tests.integration.systemd.test_local_setup import (  # noqa: F401 (fixtures)
     PORT,
@@ -62,18 +59,9 @@ def timed_setup(host: Machine, step: str) -> subprocess.CompletedProcess:
 def across_a_session(host: Machine, action: Callable[[], subprocess.CompletedProcess]) \
         -> tuple[tuple[int, int], subprocess.CompletedProcess]:
     """Open a console (up to the RFB banner), run `action`, then log in on that same connection."""
-    async def session() -> tuple[tuple[int, int], subprocess.CompletedProcess]:
-        context = ssl.create_default_context(cadata=host.check("cat /etc/pki/ovirt-engine/ca.pem"))
-        ticket = host.check(f"{VENV}/bin/engine-console-ticket --host 127.0.0.1 --port 5977").strip()
-        async with connect(f"wss://{host.address}:{PORT}/{ticket}", ssl=context, server_hostname=host.fqdn,
-                           subprotocols=["binary"]) as ws:
-            client = RfbClient(ws)
-            assert await client.read(12) == b"RFB 003.008\n"
-            done = await asyncio.to_thread(action)
-            client.buffer = b"RFB 003.008\n" + client.buffer
-            return await client.login(VNC_PASSWORD), done
-
-    return asyncio.run(session())
+    ticket = host.check(f"{VENV}/bin/engine-console-ticket --host 127.0.0.1 --port 5977").strip()
+    return login_across(f"wss://{host.address}:{PORT}/{ticket}", VNC_PASSWORD, host.fqdn, action,
+                        cadata=host.check("cat /etc/pki/ovirt-engine/ca.pem"))
 
 
 @pytest.fixture(scope="module")

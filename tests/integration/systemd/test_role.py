@@ -4,7 +4,6 @@ config change (a console stays open) and restart only for a port change, a conso
 machine's own Xvnc, and removal of everything the role made."""
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -13,16 +12,17 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
-from websockets.asyncio.client import connect
 
 from tests.conftest import command, run
 from tests.integration.deploy.test_deploy import engine_setup, handshake, option
 from tests.integration.proxy.conftest import VNC_PASSWORD
-from tests.integration.proxy.rfb import RfbClient, console_login
+from tests.integration.proxy.rfb import console_login, login_across
 from tests.integration.systemd.conftest import Machine, Machines
 
+T = TypeVar("T")
 pytestmark = pytest.mark.integration
 PORT = 6100
 UNIT = "ovirt-websocket-proxy.service"
@@ -127,17 +127,8 @@ def test_the_sandboxed_unit_scores_2_or_less_and_reloads_keeping_sessions(deploy
     assert machine.show(UNIT, "CapabilityBoundingSet") == "" and machine.show(UNIT, "AmbientCapabilities") == ""
     pid = machine.show(UNIT, "MainPID")
 
-    async def reload_during_a_session() -> tuple[int, int]:
-        context = ssl.create_default_context(cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
-        url = f"wss://{machine.address}:{PORT}/{ticket(engine_root, '127.0.0.1', 5977)}"
-        async with connect(url, ssl=context, server_hostname=machine.fqdn, subprotocols=["binary"]) as ws:
-            client = RfbClient(ws)
-            assert await client.read(12) == b"RFB 003.008\n"
-            await asyncio.to_thread(machine.check, f"systemctl reload {UNIT}")
-            client.buffer = b"RFB 003.008\n" + client.buffer
-            return await client.login(VNC_PASSWORD)
-
-    assert asyncio.run(reload_during_a_session()) == (320, 240)
+    size, _ = across_a_session(engine_root, machine, lambda: machine.check(f"systemctl reload {UNIT}"))
+    assert size == (320, 240)
     assert machine.show(UNIT, "MainPID") == pid and machine.show(UNIT, "ActiveState") == "active"
     assert "configuration reloaded" in machine.check(f"journalctl -u {UNIT} --no-pager")
     # a reload reads new config under the sandbox: a drop-in port is listened on, then the old again
@@ -204,18 +195,11 @@ def test_a_reload_serves_a_renewed_certificate_and_keeps_sessions(deployed):
             assert time.monotonic() < deadline, machine.check(f"journalctl -u {UNIT} --no-pager | tail -5")
             time.sleep(0.2)
 
-    async def renew_during_a_session() -> tuple[int, int]:
-        context = ssl.create_default_context(cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
-        url = f"wss://{machine.address}:{PORT}/{ticket(engine_root, '127.0.0.1', 5977)}"
-        async with connect(url, ssl=context, server_hostname=machine.fqdn, subprotocols=["binary"]) as ws:
-            client = RfbClient(ws)
-            assert await client.read(12) == b"RFB 003.008\n"
-            await asyncio.to_thread(renew_and_reload, pki.cert_pem(new).decode(), new.serial_number)
-            client.buffer = b"RFB 003.008\n" + client.buffer
-            return await client.login(VNC_PASSWORD)
 
     try:
-        assert asyncio.run(renew_during_a_session()) == (320, 240)  # the session opened before stays open
+        size, _ = across_a_session(engine_root, machine,
+                                   lambda: renew_and_reload(pki.cert_pem(new).decode(), new.serial_number))
+        assert size == (320, 240)  # the session opened before stays open
         assert machine.show(UNIT, "MainPID") == pid
     finally:  # later tests' re-runs expect the certificate setup issued
         renew_and_reload(old_pem, old.serial_number)
@@ -243,20 +227,10 @@ def test_a_hung_proxy_is_restarted_by_the_watchdog(deployed):
         machine.check(f"rm -r /run/systemd/system/{UNIT}.d && systemctl daemon-reload && systemctl restart {UNIT}")
 
 
-def across_a_session(engine_root: Path, machine: Machine, action: Callable[[], subprocess.CompletedProcess]) \
-        -> tuple[tuple[int, int], subprocess.CompletedProcess]:
+def across_a_session(engine_root: Path, machine: Machine, action: Callable[[], T]) -> tuple[tuple[int, int], T]:
     """Open a console (up to the RFB banner), run `action`, then log in on that same connection."""
-    async def session() -> tuple[tuple[int, int], subprocess.CompletedProcess]:
-        context = ssl.create_default_context(cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
-        url = f"wss://{machine.address}:{PORT}/{ticket(engine_root, '127.0.0.1', 5977)}"
-        async with connect(url, ssl=context, server_hostname=machine.fqdn, subprotocols=["binary"]) as ws:
-            client = RfbClient(ws)
-            assert await client.read(12) == b"RFB 003.008\n"
-            done = await asyncio.to_thread(action)
-            client.buffer = b"RFB 003.008\n" + client.buffer
-            return await client.login(VNC_PASSWORD), done
-
-    return asyncio.run(session())
+    return login_across(f"wss://{machine.address}:{PORT}/{ticket(engine_root, '127.0.0.1', 5977)}", VNC_PASSWORD,
+                        machine.fqdn, action, cafile=str(engine_root / "etc/pki/ovirt-engine/ca.pem"))
 
 
 def test_a_rerun_that_rewrites_the_config_reloads_keeping_the_main_pid_and_an_open_console(deployed):
